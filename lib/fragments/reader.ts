@@ -1,0 +1,118 @@
+/**
+ * Reading fragment files (Arrow IPC file `.arrow`/`.feather`, stream `.arrows`) batch by
+ * batch. Index trainers get the raw `arrow.Data` of one column per batch and walk its typed
+ * arrays themselves; nothing here creates per-row objects.
+ */
+import { createHash } from 'node:crypto';
+import * as arrow from 'apache-arrow';
+import { FragmentReadError, MissingColumnError } from '../errors.js';
+import type { ObjectStore } from '../store/store.js';
+
+export const FRAGMENT_EXTENSIONS = ['.arrow', '.arrows', '.feather'] as const;
+
+export function isFragmentKey(key: string): boolean {
+  return FRAGMENT_EXTENSIONS.some((ext) => key.toLowerCase().endsWith(ext));
+}
+
+export interface LoadedFragment {
+  key: string;
+  size: number;
+  fingerprint: string;
+  schema: arrow.Schema;
+  batches: arrow.RecordBatch[];
+  rows: number;
+}
+
+/** Content fingerprint recorded at registration and checked whenever the fragment is read. */
+export function fingerprintBytes(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * Read a whole fragment and decode its batches. Any failure, including a truncated file or
+ * a reader that yields fewer rows than the batch headers promise, becomes a
+ * FragmentReadError naming the file.
+ */
+export async function loadFragment(store: ObjectStore, key: string): Promise<LoadedFragment> {
+  const where = store.describe(key);
+  let bytes: Uint8Array;
+  try {
+    bytes = await store.read(key);
+  } catch (err) {
+    throw new FragmentReadError(`cannot read fragment ${where}: ${(err as Error).message}`, { cause: err });
+  }
+  return decodeFragment(key, where, bytes);
+}
+
+export function decodeFragment(key: string, where: string, bytes: Uint8Array): LoadedFragment {
+  const fail = (why: string, cause?: unknown) => new FragmentReadError(`corrupt or truncated fragment ${where}: ${why}`, { cause });
+  const isFileFormat = bytes.byteLength >= 6 && String.fromCharCode(...bytes.subarray(0, 6)) === 'ARROW1';
+  if (isFileFormat) {
+    if (bytes.byteLength < 22 || String.fromCharCode(...bytes.subarray(bytes.byteLength - 6)) !== 'ARROW1') {
+      throw fail('missing Arrow file footer');
+    }
+  } else if (key.toLowerCase().endsWith('.arrow') || key.toLowerCase().endsWith('.feather')) {
+    // Files named .arrow are sometimes streams; accept them, but only if they look like one.
+    if (bytes.byteLength < 8) throw fail('not an Arrow file');
+  }
+  const batches: arrow.RecordBatch[] = [];
+  let schema: arrow.Schema;
+  try {
+    const reader = arrow.RecordBatchReader.from(bytes);
+    reader.open();
+    schema = reader.schema;
+    if (!schema) throw new Error('no schema');
+    for (const batch of reader) {
+      checkBatch(batch, bytes.byteLength);
+      batches.push(batch);
+    }
+  } catch (err) {
+    if (err instanceof FragmentReadError) throw err;
+    throw fail((err as Error).message ?? String(err), err);
+  }
+  const rows = batches.reduce((n, b) => n + b.numRows, 0);
+  return { key, size: bytes.byteLength, fingerprint: fingerprintBytes(bytes), schema, batches, rows };
+}
+
+/** Arrow JS trusts buffer lengths; check them so a damaged file fails here, not later. */
+function checkBatch(batch: arrow.RecordBatch, fileSize: number): void {
+  for (const child of batch.data.children) checkData(child, batch.numRows, fileSize);
+}
+
+function checkData(data: arrow.Data, expectedLength: number, fileSize: number): void {
+  if (data.length !== expectedLength) throw new Error(`column length ${data.length} != batch length ${expectedLength}`);
+  const v = data.values as ArrayLike<unknown> | undefined;
+  const offsets = data.valueOffsets as Int32Array | BigInt64Array | undefined;
+  if (offsets && offsets.length > 0) {
+    if (offsets.length < data.offset + data.length + 1) throw new Error('offsets buffer too short');
+    const last = Number(offsets[data.offset + data.length]!);
+    const first = Number(offsets[data.offset]!);
+    if (first < 0 || last < first || (v && last > v.length) || last > fileSize) throw new Error('value offsets out of bounds');
+  } else if (v && isFixedWidth(data.type) && v.length < data.offset + data.length) {
+    throw new Error('values buffer too short');
+  }
+  if (data.nullCount > 0 && data.nullBitmap && data.nullBitmap.length > 0 && data.nullBitmap.length * 8 < data.offset + data.length) {
+    throw new Error('validity bitmap too short');
+  }
+  if (arrow.DataType.isDictionary(data.type)) {
+    const dict = data.dictionary;
+    if (!dict) throw new Error('dictionary missing');
+    const codes = data.values as Int32Array;
+    if (codes.length < data.offset + data.length) throw new Error('dictionary codes buffer too short');
+  }
+}
+
+function isFixedWidth(t: arrow.DataType): boolean {
+  const D = arrow.DataType;
+  return D.isInt(t) || D.isFloat(t) || D.isDate(t) || D.isTimestamp(t) || D.isTime(t);
+}
+
+/** Find a column by name, or throw MissingColumnError naming the fragment and the columns it has. */
+export function columnIndex(schema: arrow.Schema, column: string, where: string): number {
+  const i = schema.fields.findIndex((f) => f.name === column);
+  if (i < 0) {
+    const have = schema.fields.map((f) => f.name).join(', ') || '(none)';
+    throw new MissingColumnError(`column '${column}' not found in fragment ${where} (columns: ${have})`);
+  }
+  return i;
+}

@@ -1,0 +1,562 @@
+/**
+ * The hot loops: walking one column of one record batch through its typed arrays and
+ * validity bitmap. Two jobs:
+ * - `SlotAssigner`: give each row the slot id of its distinct value (bitmap index);
+ * - `segmentStats`: null count, NaN count, min and max of a row range (zone map).
+ * No per-row objects and no `vector.get(i)` here (platform-notes.md: 7–80× slower).
+ */
+import type * as arrow from 'apache-arrow';
+import { canonicalKey, compareBytes, float16ToNumber, type ColumnType, type KeyValue } from '../format/column-type.js';
+
+/** Slot 0 is reserved for null; distinct values get slots 1, 2, … in first-seen order. */
+export const NULL_SLOT = 0;
+
+const F16_VALUE = (() => {
+  const t = new Float64Array(65536);
+  for (let i = 0; i < 65536; i++) t[i] = float16ToNumber(i);
+  return t;
+})();
+
+function isValidAt(bitmap: Uint8Array | undefined, j: number): boolean {
+  return !bitmap || ((bitmap[j >> 3]! >> (j & 7)) & 1) === 1;
+}
+
+function nullBitmapOf(data: arrow.Data): Uint8Array | undefined {
+  return data.nullCount > 0 && data.nullBitmap && data.nullBitmap.length > 0 ? data.nullBitmap : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Distinct values → slots
+
+export interface SlotAssigner {
+  /** Write the slot of rows [0, data.length) into out[outOffset …]. */
+  assign(data: arrow.Data, out: Int32Array, outOffset: number): void;
+  /** Number of slots in use, the null slot included. */
+  readonly slotCount: number;
+  /** The canonical key of a slot (never called for the null slot). */
+  value(slot: number): KeyValue;
+}
+
+export function createSlotAssigner(ct: ColumnType): SlotAssigner {
+  switch (ct.kind) {
+    case 'int':
+    case 'float':
+      return new NumberSlots(ct.kind === 'float');
+    case 'float16':
+      return new Float16Slots();
+    case 'i64':
+    case 'u64':
+      return new Int64Slots(ct.kind === 'u64');
+    case 'bytes':
+      return new BytesSlots();
+    case 'bool':
+      return new BoolSlots();
+  }
+}
+
+class NumberSlots implements SlotAssigner {
+  private readonly map = new Map<number, number>();
+  private readonly values: number[] = [NaN];
+  constructor(private readonly isFloat: boolean) {}
+  get slotCount() {
+    return this.values.length;
+  }
+  value(slot: number): KeyValue {
+    return this.values[slot]!;
+  }
+  assign(data: arrow.Data, out: Int32Array, outOffset: number): void {
+    const values = data.values as Int32Array | Float64Array;
+    const off = data.offset;
+    const n = data.length;
+    const nulls = nullBitmapOf(data);
+    const map = this.map;
+    // Map keys use SameValueZero: every NaN is one key and -0 is +0, exactly the canonical
+    // key rule, so floats need no special case here.
+    for (let i = 0; i < n; i++) {
+      const j = off + i;
+      if (nulls && ((nulls[j >> 3]! >> (j & 7)) & 1) === 0) {
+        out[outOffset + i] = NULL_SLOT;
+        continue;
+      }
+      const v = values[j]!;
+      let s = map.get(v);
+      if (s === undefined) {
+        s = this.values.length;
+        map.set(v, s);
+        this.values.push(this.isFloat ? (canonicalKey('float', v) as number) : v);
+      }
+      out[outOffset + i] = s;
+    }
+  }
+}
+
+class Float16Slots implements SlotAssigner {
+  private readonly lut = new Int32Array(65536).fill(-1);
+  private readonly values: number[] = [NaN];
+  get slotCount() {
+    return this.values.length;
+  }
+  value(slot: number): KeyValue {
+    return this.values[slot]!;
+  }
+  assign(data: arrow.Data, out: Int32Array, outOffset: number): void {
+    const bits = data.values as Uint16Array;
+    const off = data.offset;
+    const nulls = nullBitmapOf(data);
+    for (let i = 0; i < data.length; i++) {
+      const j = off + i;
+      if (!isValidAt(nulls, j)) {
+        out[outOffset + i] = NULL_SLOT;
+        continue;
+      }
+      let b = bits[j]!;
+      if ((b & 0x7c00) === 0x7c00 && (b & 0x3ff) !== 0) b = 0x7e00;
+      else if (b === 0x8000) b = 0;
+      let s = this.lut[b]!;
+      if (s < 0) {
+        s = this.values.length;
+        this.lut[b] = s;
+        this.values.push(F16_VALUE[b]!);
+      }
+      out[outOffset + i] = s;
+    }
+  }
+}
+
+/** 2^21: values whose high word is within ±this fit a JS number exactly. */
+const SAFE_HI = 0x200000;
+
+class Int64Slots implements SlotAssigner {
+  private readonly small = new Map<number, number>();
+  private readonly big = new Map<bigint, number>();
+  private readonly values: bigint[] = [0n];
+  constructor(private readonly unsigned: boolean) {}
+  get slotCount() {
+    return this.values.length;
+  }
+  value(slot: number): KeyValue {
+    return this.values[slot]!;
+  }
+  assign(data: arrow.Data, out: Int32Array, outOffset: number): void {
+    const big = data.values as BigInt64Array | BigUint64Array;
+    const words = new Int32Array(big.buffer, big.byteOffset, big.length * 2);
+    const off = data.offset;
+    const nulls = nullBitmapOf(data);
+    const unsigned = this.unsigned;
+    for (let i = 0; i < data.length; i++) {
+      const j = off + i;
+      if (!isValidAt(nulls, j)) {
+        out[outOffset + i] = NULL_SLOT;
+        continue;
+      }
+      const lo = words[2 * j]! >>> 0;
+      const hi = words[2 * j + 1]!;
+      let s: number | undefined;
+      if (unsigned ? hi >>> 0 < SAFE_HI : hi >= -SAFE_HI && hi < SAFE_HI) {
+        // Read as a number from the two words: no BigInt per row.
+        const key = (unsigned ? hi >>> 0 : hi) * 4294967296 + lo;
+        s = this.small.get(key);
+        if (s === undefined) {
+          s = this.values.length;
+          this.small.set(key, s);
+          this.values.push(BigInt(key));
+        }
+      } else {
+        const key = big[j]!;
+        s = this.big.get(key);
+        if (s === undefined) {
+          s = this.values.length;
+          this.big.set(key, s);
+          this.values.push(key);
+        }
+      }
+      out[outOffset + i] = s;
+    }
+  }
+}
+
+class BoolSlots implements SlotAssigner {
+  private readonly slotOf = [-1, -1];
+  private readonly values: boolean[] = [false];
+  get slotCount() {
+    return this.values.length;
+  }
+  value(slot: number): KeyValue {
+    return this.values[slot]!;
+  }
+  assign(data: arrow.Data, out: Int32Array, outOffset: number): void {
+    const bits = data.values as Uint8Array;
+    const off = data.offset;
+    const nulls = nullBitmapOf(data);
+    for (let i = 0; i < data.length; i++) {
+      const j = off + i;
+      if (!isValidAt(nulls, j)) {
+        out[outOffset + i] = NULL_SLOT;
+        continue;
+      }
+      const b = (bits[j >> 3]! >> (j & 7)) & 1;
+      let s = this.slotOf[b]!;
+      if (s < 0) {
+        s = this.values.length;
+        this.slotOf[b] = s;
+        this.values.push(b === 1);
+      }
+      out[outOffset + i] = s;
+    }
+  }
+}
+
+/**
+ * Open-addressing hash table over byte strings, so utf8/binary values are never decoded
+ * into JS strings. Keys live in one growing arena.
+ */
+export class BytesTable {
+  private arena = new Uint8Array(1 << 16);
+  private arenaUsed = 0;
+  private starts = new Int32Array(1024);
+  private lens = new Int32Array(1024);
+  private hashes = new Int32Array(1024);
+  private table = new Int32Array(2048);
+  private mask = 2047;
+  /** Slot ids in use start at 1 (0 is the null slot). */
+  count = 1;
+
+  lookupOrInsert(bytes: Uint8Array, start: number, end: number): number {
+    let h = 0x811c9dc5 | 0;
+    for (let k = start; k < end; k++) h = Math.imul(h ^ bytes[k]!, 0x01000193);
+    const len = end - start;
+    let p = h & this.mask;
+    for (;;) {
+      const s = this.table[p]!;
+      if (s === 0) break;
+      if (this.hashes[s] === h && this.lens[s] === len) {
+        const a = this.starts[s]!;
+        let k = 0;
+        while (k < len && this.arena[a + k] === bytes[start + k]) k++;
+        if (k === len) return s;
+      }
+      p = (p + 1) & this.mask;
+    }
+    const s = this.count++;
+    if (s >= this.starts.length) this.growSlots();
+    if (this.arenaUsed + len > this.arena.length) this.growArena(len);
+    this.arena.set(bytes.subarray(start, end), this.arenaUsed);
+    this.starts[s] = this.arenaUsed;
+    this.lens[s] = len;
+    this.hashes[s] = h;
+    this.arenaUsed += len;
+    this.table[p] = s;
+    if (this.count * 2 > this.table.length) this.rehash();
+    return s;
+  }
+
+  value(slot: number): Uint8Array {
+    const a = this.starts[slot]!;
+    return this.arena.slice(a, a + this.lens[slot]!);
+  }
+
+  private growSlots() {
+    const n = this.starts.length * 2;
+    const grow = (a: Int32Array) => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
+    this.starts = grow(this.starts);
+    this.lens = grow(this.lens);
+    this.hashes = grow(this.hashes);
+  }
+
+  private growArena(need: number) {
+    let n = this.arena.length * 2;
+    while (n < this.arenaUsed + need) n *= 2;
+    const b = new Uint8Array(n);
+    b.set(this.arena.subarray(0, this.arenaUsed));
+    this.arena = b;
+  }
+
+  private rehash() {
+    const size = this.table.length * 2;
+    this.table = new Int32Array(size);
+    this.mask = size - 1;
+    for (let s = 1; s < this.count; s++) {
+      let p = this.hashes[s]! & this.mask;
+      while (this.table[p] !== 0) p = (p + 1) & this.mask;
+      this.table[p] = s;
+    }
+  }
+}
+
+class BytesSlots implements SlotAssigner {
+  private readonly table = new BytesTable();
+  get slotCount() {
+    return this.table.count;
+  }
+  value(slot: number): KeyValue {
+    return this.table.value(slot);
+  }
+  assign(data: arrow.Data, out: Int32Array, outOffset: number): void {
+    const off = data.offset;
+    const nulls = nullBitmapOf(data);
+    if (data.dictionary) {
+      // Resolve each dictionary entry once, then map codes through a small array.
+      const dictSlots = this.resolveDictionary(data.dictionary);
+      const codes = data.values as Int32Array;
+      for (let i = 0; i < data.length; i++) {
+        const j = off + i;
+        out[outOffset + i] = isValidAt(nulls, j) ? dictSlots[codes[j]!]! : NULL_SLOT;
+      }
+      return;
+    }
+    const offsets = data.valueOffsets as Int32Array | BigInt64Array;
+    const bytes = data.values as Uint8Array;
+    const table = this.table;
+    if (offsets instanceof BigInt64Array) {
+      for (let i = 0; i < data.length; i++) {
+        const j = off + i;
+        out[outOffset + i] = isValidAt(nulls, j) ? table.lookupOrInsert(bytes, Number(offsets[j]!), Number(offsets[j + 1]!)) : NULL_SLOT;
+      }
+      return;
+    }
+    for (let i = 0; i < data.length; i++) {
+      const j = off + i;
+      if (nulls && ((nulls[j >> 3]! >> (j & 7)) & 1) === 0) {
+        out[outOffset + i] = NULL_SLOT;
+        continue;
+      }
+      out[outOffset + i] = table.lookupOrInsert(bytes, offsets[j]!, offsets[j + 1]!);
+    }
+  }
+
+  private resolveDictionary(dict: arrow.Vector): Int32Array {
+    const slots = new Int32Array(dict.length);
+    let base = 0;
+    for (const d of dict.data) {
+      const offsets = d.valueOffsets as Int32Array | BigInt64Array;
+      const bytes = d.values as Uint8Array;
+      const dn = nullBitmapOf(d);
+      for (let i = 0; i < d.length; i++) {
+        const j = d.offset + i;
+        slots[base + i] = isValidAt(dn, j) ? this.table.lookupOrInsert(bytes, Number(offsets[j]!), Number(offsets[j + 1]!)) : NULL_SLOT;
+      }
+      base += d.length;
+    }
+    return slots;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zone statistics
+
+export interface SegmentStats {
+  nulls: number;
+  nans: number;
+  min: KeyValue | null;
+  max: KeyValue | null;
+}
+
+/** Null count, NaN count, min and max (NaN and null excluded) of rows [from, to) of `data`. */
+export function segmentStats(ct: ColumnType, data: arrow.Data, from: number, to: number): SegmentStats {
+  const nulls = nullBitmapOf(data);
+  const off = data.offset;
+  switch (ct.kind) {
+    case 'int':
+    case 'float': {
+      const values = data.values as Float64Array;
+      let min = Infinity;
+      let max = -Infinity;
+      let nullCount = 0;
+      let nans = 0;
+      let seen = false;
+      for (let j = off + from, end = off + to; j < end; j++) {
+        if (nulls && ((nulls[j >> 3]! >> (j & 7)) & 1) === 0) {
+          nullCount++;
+          continue;
+        }
+        const v = values[j]!;
+        if (v !== v) {
+          nans++;
+          continue;
+        }
+        seen = true;
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+      // +0 for -0 keeps min/max canonical, like bitmap keys.
+      return { nulls: nullCount, nans, min: seen ? min + 0 : null, max: seen ? max + 0 : null };
+    }
+    case 'float16': {
+      const bits = data.values as Uint16Array;
+      let min = Infinity;
+      let max = -Infinity;
+      let nullCount = 0;
+      let nans = 0;
+      let seen = false;
+      for (let j = off + from, end = off + to; j < end; j++) {
+        if (!isValidAt(nulls, j)) {
+          nullCount++;
+          continue;
+        }
+        const v = F16_VALUE[bits[j]!]!;
+        if (v !== v) {
+          nans++;
+          continue;
+        }
+        seen = true;
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+      return { nulls: nullCount, nans, min: seen ? min + 0 : null, max: seen ? max + 0 : null };
+    }
+    case 'i64':
+    case 'u64': {
+      const big = data.values as BigInt64Array | BigUint64Array;
+      const w = new Int32Array(big.buffer, big.byteOffset, big.length * 2);
+      // Compare as (hi, lo) words; hi is signed for Int64 and unsigned for UInt64. Flipping
+      // the sign bit of an unsigned hi word makes signed comparison do the unsigned order.
+      const flip = ct.kind === 'u64' ? 0x80000000 | 0 : 0;
+      let minJ = -1;
+      let maxJ = -1;
+      let minHi = 0;
+      let minLo = 0;
+      let maxHi = 0;
+      let maxLo = 0;
+      let nullCount = 0;
+      for (let j = off + from, end = off + to; j < end; j++) {
+        if (nulls && ((nulls[j >> 3]! >> (j & 7)) & 1) === 0) {
+          nullCount++;
+          continue;
+        }
+        const hi = w[2 * j + 1]! ^ flip;
+        const lo = w[2 * j]! >>> 0;
+        if (minJ < 0 || hi < minHi || (hi === minHi && lo < minLo)) {
+          minJ = j;
+          minHi = hi;
+          minLo = lo;
+        }
+        if (maxJ < 0 || hi > maxHi || (hi === maxHi && lo > maxLo)) {
+          maxJ = j;
+          maxHi = hi;
+          maxLo = lo;
+        }
+      }
+      return { nulls: nullCount, nans: 0, min: minJ < 0 ? null : big[minJ]!, max: maxJ < 0 ? null : big[maxJ]! };
+    }
+    case 'bytes':
+      return data.dictionary ? dictionaryStats(data, from, to) : bytesStats(data, from, to);
+    case 'bool': {
+      const bits = data.values as Uint8Array;
+      let nullCount = 0;
+      let anyFalse = false;
+      let anyTrue = false;
+      for (let j = off + from, end = off + to; j < end; j++) {
+        if (!isValidAt(nulls, j)) {
+          nullCount++;
+          continue;
+        }
+        if ((bits[j >> 3]! >> (j & 7)) & 1) anyTrue = true;
+        else anyFalse = true;
+      }
+      const seen = anyTrue || anyFalse;
+      return { nulls: nullCount, nans: 0, min: seen ? !anyFalse : null, max: seen ? anyTrue : null };
+    }
+  }
+}
+
+function compareRanges(b: Uint8Array, s1: number, e1: number, s2: number, e2: number): number {
+  const n = Math.min(e1 - s1, e2 - s2);
+  for (let k = 0; k < n; k++) {
+    const d = b[s1 + k]! - b[s2 + k]!;
+    if (d !== 0) return d;
+  }
+  return e1 - s1 - (e2 - s2);
+}
+
+function bytesStats(data: arrow.Data, from: number, to: number): SegmentStats {
+  const nulls = nullBitmapOf(data);
+  const offsets = data.valueOffsets as Int32Array | BigInt64Array;
+  const large = offsets instanceof BigInt64Array;
+  const bytes = data.values as Uint8Array;
+  let minS = -1;
+  let minE = -1;
+  let maxS = -1;
+  let maxE = -1;
+  let nullCount = 0;
+  for (let j = data.offset + from, end = data.offset + to; j < end; j++) {
+    if (!isValidAt(nulls, j)) {
+      nullCount++;
+      continue;
+    }
+    const s = large ? Number(offsets[j]!) : (offsets[j] as number);
+    const e = large ? Number(offsets[j + 1]!) : (offsets[j + 1] as number);
+    if (minS < 0) {
+      minS = maxS = s;
+      minE = maxE = e;
+      continue;
+    }
+    if (compareRanges(bytes, s, e, minS, minE) < 0) {
+      minS = s;
+      minE = e;
+    } else if (compareRanges(bytes, s, e, maxS, maxE) > 0) {
+      maxS = s;
+      maxE = e;
+    }
+  }
+  return {
+    nulls: nullCount,
+    nans: 0,
+    min: minS < 0 ? null : bytes.slice(minS, minE),
+    max: maxS < 0 ? null : bytes.slice(maxS, maxE),
+  };
+}
+
+function dictionaryStats(data: arrow.Data, from: number, to: number): SegmentStats {
+  const nulls = nullBitmapOf(data);
+  const codes = data.values as Int32Array;
+  // Only codes decide min/max; compare dictionary entries once they are known.
+  let minC = -1;
+  let maxC = -1;
+  let nullCount = 0;
+  const dict = flattenDictionary(data.dictionary!);
+  for (let j = data.offset + from, end = data.offset + to; j < end; j++) {
+    if (!isValidAt(nulls, j)) {
+      nullCount++;
+      continue;
+    }
+    const c = codes[j]!;
+    if (dict.valid[c] === 0) {
+      nullCount++;
+      continue;
+    }
+    if (c === minC || c === maxC) continue;
+    if (minC < 0) {
+      minC = maxC = c;
+      continue;
+    }
+    if (compareBytes(dict.value(c), dict.value(minC)) < 0) minC = c;
+    else if (compareBytes(dict.value(c), dict.value(maxC)) > 0) maxC = c;
+  }
+  return { nulls: nullCount, nans: 0, min: minC < 0 ? null : dict.value(minC).slice(), max: maxC < 0 ? null : dict.value(maxC).slice() };
+}
+
+const flatCache = new WeakMap<arrow.Vector, { valid: Uint8Array; value: (c: number) => Uint8Array }>();
+
+function flattenDictionary(dict: arrow.Vector) {
+  let hit = flatCache.get(dict);
+  if (hit) return hit;
+  const entries: Uint8Array[] = [];
+  const valid = new Uint8Array(dict.length);
+  for (const d of dict.data) {
+    const offsets = d.valueOffsets as Int32Array | BigInt64Array;
+    const bytes = d.values as Uint8Array;
+    const dn = nullBitmapOf(d);
+    for (let i = 0; i < d.length; i++) {
+      const j = d.offset + i;
+      valid[entries.length] = isValidAt(dn, j) ? 1 : 0;
+      entries.push(bytes.subarray(Number(offsets[j]!), Number(offsets[j + 1]!)));
+    }
+  }
+  hit = { valid, value: (c: number) => entries[c]! };
+  flatCache.set(dict, hit);
+  return hit;
+}

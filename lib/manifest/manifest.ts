@@ -1,0 +1,127 @@
+/**
+ * The dataset manifest under `<root>/_index/versions/<20-digit version>.json`: registered
+ * fragments and defined indexes. Every commit writes the next version create-only; a commit
+ * that finds its version taken reloads the latest and re-applies its change (rebase), so two
+ * builds racing on one dataset both land, one after the other.
+ */
+import { z } from 'zod';
+import { AlreadyExistsError, CommitConflictError, IndexFileError } from '../errors.js';
+import type { ObjectStore } from '../store/store.js';
+
+export const MANIFEST_FORMAT = 'serverless-scalar-index/manifest/1';
+export const VERSIONS_PREFIX = '_index/versions/';
+
+const FragmentEntrySchema = z.object({
+  id: z.number().int().min(0).max(0xffffffff),
+  path: z.string().min(1),
+  size: z.number().int().nonnegative(),
+  rows: z.number().int().nonnegative(),
+  fingerprint: z.string().min(1),
+});
+
+const IndexFileSchema = z.object({ name: z.string(), key: z.string(), size: z.number().int().nonnegative() });
+
+const IndexEntrySchema = z.object({
+  name: z.string().min(1),
+  column: z.string().min(1),
+  type: z.enum(['zonemap', 'bitmap']),
+  params: z.object({ rowsPerZone: z.number().int().positive().optional() }),
+  /** Column type signature (column-type.ts), fixed when the index is first built. */
+  valueType: z.string(),
+  files: z.array(IndexFileSchema),
+  /** Covered fragment ids, ascending. */
+  fragmentIds: z.array(z.number().int().min(0)),
+  updatedAt: z.string(),
+});
+
+const ManifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  version: z.number().int().nonnegative(),
+  createdAt: z.string(),
+  nextFragmentId: z.number().int().min(0).max(2 ** 32),
+  fragments: z.array(FragmentEntrySchema),
+  indexes: z.array(IndexEntrySchema),
+});
+
+export type FragmentEntry = z.infer<typeof FragmentEntrySchema>;
+export type IndexEntry = z.infer<typeof IndexEntrySchema>;
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+export function emptyManifest(): Manifest {
+  return { format: MANIFEST_FORMAT, version: 0, createdAt: new Date(0).toISOString(), nextFragmentId: 0, fragments: [], indexes: [] };
+}
+
+export function versionKey(version: number): string {
+  return `${VERSIONS_PREFIX}${String(version).padStart(20, '0')}.json`;
+}
+
+/** Versions present, ascending (parsed as integers, never compared as text). */
+export async function listVersions(store: ObjectStore): Promise<number[]> {
+  const versions: number[] = [];
+  for await (const o of store.list(VERSIONS_PREFIX)) {
+    const m = /^_index\/versions\/(\d{1,20})\.json$/.exec(o.key);
+    if (m) versions.push(Number(m[1]));
+  }
+  return versions.sort((a, b) => a - b);
+}
+
+export async function readManifest(store: ObjectStore, version: number): Promise<Manifest> {
+  const key = versionKey(version);
+  const bytes = await store.read(key);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (err) {
+    throw new IndexFileError(`manifest ${store.describe(key)} is not valid JSON`, { cause: err });
+  }
+  const parsed = ManifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new IndexFileError(`manifest ${store.describe(key)} is malformed: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+  }
+  if (parsed.data.version !== version) throw new IndexFileError(`manifest ${store.describe(key)} claims version ${parsed.data.version}`);
+  return parsed.data;
+}
+
+/** The latest committed manifest, or an empty version-0 manifest for a new dataset. */
+export async function loadLatestManifest(store: ObjectStore): Promise<Manifest> {
+  const versions = await listVersions(store);
+  const latest = versions[versions.length - 1];
+  return latest === undefined ? emptyManifest() : readManifest(store, latest);
+}
+
+export interface CommitResult {
+  manifest: Manifest;
+  committed: boolean;
+  attempts: number;
+}
+
+/**
+ * Apply `change` to the latest manifest and write it as the next version, create-only.
+ * `change` gets a deep copy and returns the new content, or null when there is nothing to
+ * commit. On a lost race it is re-applied to the new latest version.
+ */
+export async function commitManifest(
+  store: ObjectStore,
+  change: (latest: Manifest) => Manifest | null | Promise<Manifest | null>,
+  options: { maxAttempts?: number } = {},
+): Promise<CommitResult> {
+  const maxAttempts = options.maxAttempts ?? 64;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const latest = await loadLatestManifest(store);
+    const next = await change(structuredClone(latest));
+    if (next === null) return { manifest: latest, committed: false, attempts: attempt };
+    const version = latest.version + 1;
+    const content: Manifest = { ...next, format: MANIFEST_FORMAT, version, createdAt: new Date().toISOString() };
+    ManifestSchema.parse(content);
+    try {
+      await store.put(versionKey(version), new TextEncoder().encode(`${JSON.stringify(content, null, 1)}\n`), { createOnly: true });
+      return { manifest: content, committed: true, attempts: attempt };
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      // Another writer took this version: back off a little, reload, re-apply.
+      await new Promise((r) => setTimeout(r, Math.min(200, 2 ** attempt) * Math.random()));
+    }
+  }
+  throw new CommitConflictError(`could not commit to ${store.describe(VERSIONS_PREFIX)} after ${maxAttempts} attempts: too many concurrent writers`);
+}

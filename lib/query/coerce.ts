@@ -1,0 +1,193 @@
+/**
+ * Turning `column op literal` into a Condition in the column's own value domain, exactly:
+ * 64-bit columns compare as bigint, decimals against integer columns become the nearest
+ * integer bound (`x < 2.5` is `x <= 2`), literals beyond a type's range become "every
+ * non-null row" or "no row", and ISO strings become dates and timestamps in the column's unit.
+ */
+import * as arrow from 'apache-arrow';
+import { PredicateTypeError } from '../errors.js';
+import { describeColumnType, type ColumnType, type KeyValue } from '../format/column-type.js';
+import type { Condition } from '../indexes/kind.js';
+import type { CompareOp, Literal } from './ast.js';
+
+/** Rebuild a ColumnType from the signature recorded in the manifest. */
+export function columnTypeFromSignature(signature: string): ColumnType {
+  const simple: Record<string, () => arrow.DataType> = {
+    Int8: () => new arrow.Int8(),
+    Int16: () => new arrow.Int16(),
+    Int32: () => new arrow.Int32(),
+    Int64: () => new arrow.Int64(),
+    UInt8: () => new arrow.Uint8(),
+    UInt16: () => new arrow.Uint16(),
+    UInt32: () => new arrow.Uint32(),
+    UInt64: () => new arrow.Uint64(),
+    Float16: () => new arrow.Float16(),
+    Float32: () => new arrow.Float32(),
+    Float64: () => new arrow.Float64(),
+    Utf8: () => new arrow.Utf8(),
+    LargeUtf8: () => new arrow.LargeUtf8(),
+    Binary: () => new arrow.Binary(),
+    LargeBinary: () => new arrow.LargeBinary(),
+    Bool: () => new arrow.Bool(),
+    Date32: () => new arrow.DateDay(),
+    Date64: () => new arrow.DateMillisecond(),
+  };
+  const units: Record<string, arrow.TimeUnit> = { s: arrow.TimeUnit.SECOND, ms: arrow.TimeUnit.MILLISECOND, us: arrow.TimeUnit.MICROSECOND, ns: arrow.TimeUnit.NANOSECOND };
+  let type: arrow.DataType | undefined = simple[signature]?.();
+  let m: RegExpExecArray | null;
+  if (!type && (m = /^Timestamp\((s|ms|us|ns),(.*)\)$/.exec(signature))) type = new arrow.Timestamp(units[m[1]!]!, m[2] || null);
+  if (!type && (m = /^Time(32|64)\((s|ms|us|ns)\)$/.exec(signature))) type = new arrow.Time(units[m[2]!]!, Number(m[1]) as 32 | 64);
+  if (!type) throw new PredicateTypeError(`unknown value type '${signature}' in the manifest`);
+  return describeColumnType('value', type);
+}
+
+/** An exact rational num/den with den > 0. */
+interface Rational {
+  num: bigint;
+  den: bigint;
+}
+
+function parseDecimal(text: string): Rational {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/i.exec(text);
+  if (!m) throw new PredicateTypeError(`not a number: ${text}`);
+  const frac = m[3] ?? '';
+  let num = BigInt(m[2]! + frac);
+  let den = 10n ** BigInt(frac.length);
+  const exp = Number(m[4] ?? 0);
+  if (Math.abs(exp) > 4000) {
+    // Far beyond any 64-bit value: only the sign and the direction matter.
+    if (exp > 0) return { num: num === 0n ? 0n : (m[1] ? -1n : 1n) * 10n ** 4000n, den: 1n };
+    return { num: num === 0n ? 0n : m[1] ? -1n : 1n, den: 10n ** 4000n };
+  }
+  if (exp > 0) num *= 10n ** BigInt(exp);
+  else den *= 10n ** BigInt(-exp);
+  return { num: m[1] ? -num : num, den };
+}
+
+const floorDiv = (a: bigint, b: bigint) => (a >= 0n ? a / b : -((-a + b - 1n) / b));
+const ceilDiv = (a: bigint, b: bigint) => -floorDiv(-a, b);
+
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$/i;
+const ISO_TIME = /^(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?$/;
+
+/** An ISO date/timestamp (no offset means UTC) or time of day, in nanoseconds. */
+function isoToNanos(text: string, temporal: NonNullable<ColumnType['temporal']>, column: string): bigint {
+  const bad = () => new PredicateTypeError(`'${text}' is not a valid ISO ${temporal === 'time' ? 'time (HH:MM:SS)' : 'date or timestamp'} for column '${column}'`);
+  const fracNanos = (f: string | undefined) => BigInt((f ?? '').padEnd(9, '0') || '0');
+  if (temporal === 'time') {
+    const t = ISO_TIME.exec(text);
+    if (!t) throw bad();
+    const [h, mi, s] = [Number(t[1]), Number(t[2]), Number(t[3] ?? 0)];
+    if (h > 23 || mi > 59 || s > 59) throw bad();
+    return BigInt((h * 60 + mi) * 60 + s) * 1_000_000_000n + fracNanos(t[4]);
+  }
+  const m = ISO.exec(text.trim());
+  if (!m) throw bad();
+  const [y, mo, d, h, mi, s] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0)) as [number, number, number, number, number, number];
+  const ms = Date.UTC(y, mo - 1, d, h, mi, s);
+  const check = new Date(ms);
+  if (Number.isNaN(ms) || check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) throw bad();
+  let nanos = BigInt(ms) * 1_000_000n + fracNanos(m[7]);
+  const tz = m[8];
+  if (tz && tz.toUpperCase() !== 'Z') {
+    const sign = tz[0] === '-' ? -1n : 1n;
+    const digits = tz.slice(1).replace(':', '');
+    nanos -= sign * BigInt(Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2))) * 60_000_000_000n;
+  }
+  return nanos;
+}
+
+const NONE: Condition = { kind: 'none' };
+const NOT_NULL: Condition = { kind: 'notNull' };
+
+/** `column op literal` for a non-null literal, as a Condition on the column's values. */
+export function coerceComparison(ct: ColumnType, column: string, op: CompareOp, lit: Literal): Condition {
+  const mismatch = () =>
+    new PredicateTypeError(`cannot compare column '${column}' (${ct.signature}) with ${describeLiteral(lit)}`);
+  switch (ct.kind) {
+    case 'float':
+    case 'float16':
+      if (lit.kind !== 'number') throw mismatch();
+      return { kind: 'cmp', op, value: Number(lit.text) };
+    case 'bytes':
+      if (lit.kind !== 'string') throw mismatch();
+      return { kind: 'cmp', op, value: new TextEncoder().encode(lit.value) };
+    case 'bool':
+      if (lit.kind !== 'bool') throw mismatch();
+      return { kind: 'cmp', op, value: lit.value };
+    case 'int':
+    case 'i64':
+    case 'u64': {
+      let r: Rational;
+      if (lit.kind === 'number') {
+        if (lit.text === 'NaN' || lit.text === 'Infinity') return beyond(op, 'above');
+        if (lit.text === '-Infinity') return beyond(op, 'below');
+        r = parseDecimal(lit.text);
+      } else if (lit.kind === 'string' && ct.temporal) {
+        r = { num: isoToNanos(lit.value, ct.temporal, column), den: ct.unitNanos! };
+      } else {
+        throw mismatch();
+      }
+      return integerCondition(ct, op, r);
+    }
+  }
+}
+
+/** A literal above (or below) every value of the column, never equal to one. */
+function beyond(op: CompareOp, where: 'above' | 'below'): Condition {
+  switch (op) {
+    case '=':
+      return NONE;
+    case '!=':
+      return NOT_NULL;
+    case '<':
+    case '<=':
+      return where === 'above' ? NOT_NULL : NONE;
+    case '>':
+    case '>=':
+      return where === 'above' ? NONE : NOT_NULL;
+  }
+}
+
+function integerCondition(ct: ColumnType, op: CompareOp, r: Rational): Condition {
+  const [min, max] = ct.intRange!;
+  const isInt = r.num % r.den === 0n;
+  const asValue = (v: bigint): KeyValue => (ct.kind === 'int' ? Number(v) : v);
+  switch (op) {
+    case '=':
+    case '!=': {
+      const v = r.num / r.den;
+      const representable = isInt && v >= min && v <= max;
+      if (!representable) return op === '=' ? NONE : NOT_NULL;
+      return { kind: 'cmp', op, value: asValue(v) };
+    }
+    case '<':
+    case '<=': {
+      // Largest integer that satisfies the bound.
+      const hi = isInt ? r.num / r.den - (op === '<' ? 1n : 0n) : floorDiv(r.num, r.den);
+      if (hi < min) return NONE;
+      if (hi >= max) return NOT_NULL;
+      return { kind: 'cmp', op: '<=', value: asValue(hi) };
+    }
+    case '>':
+    case '>=': {
+      const lo = isInt ? r.num / r.den + (op === '>' ? 1n : 0n) : ceilDiv(r.num, r.den);
+      if (lo > max) return NONE;
+      if (lo <= min) return NOT_NULL;
+      return { kind: 'cmp', op: '>=', value: asValue(lo) };
+    }
+  }
+}
+
+function describeLiteral(lit: Literal): string {
+  switch (lit.kind) {
+    case 'null':
+      return 'NULL';
+    case 'bool':
+      return `boolean ${lit.value ? 'TRUE' : 'FALSE'}`;
+    case 'number':
+      return `number ${lit.text}`;
+    case 'string':
+      return `string '${lit.value}'`;
+  }
+}

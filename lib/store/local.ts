@@ -1,0 +1,170 @@
+/**
+ * The local-directory store. Writes go to a temporary file beside the target and are
+ * published with `link()` (create-only: fails if the target exists) or `rename()` (replace),
+ * so a reader never sees a half-written object and a create-only commit is atomic.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { AlreadyExistsError, NotFoundError } from '../errors.js';
+import { checkKey, type ObjectInfo, type ObjectStore, type ObjectWriter, type WriteOptions } from './store.js';
+
+const TEMP_MARK = '.tmp-';
+
+export class LocalStore implements ObjectStore {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  describe(key: string): string {
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  private file(key: string): string {
+    return path.join(this.root, ...checkKey(key).split('/'));
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const st = await fs.stat(this.file(key));
+      if (!st.isFile()) return undefined;
+      return { key, size: st.size, etag: `${st.size}-${Math.trunc(st.mtimeMs * 1000)}` };
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
+      throw err;
+    }
+  }
+
+  async read(key: string, range?: { start: number; end: number }): Promise<Uint8Array> {
+    const file = this.file(key);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, 'r');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) throw new NotFoundError(this.describe(key));
+      throw err;
+    }
+    try {
+      if (!range) return new Uint8Array(await handle.readFile());
+      const length = Math.max(0, range.end - range.start);
+      const buf = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(buf, done, length - done, range.start + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done === length ? buf : buf.subarray(0, done);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async put(key: string, body: Uint8Array, options: WriteOptions = {}): Promise<ObjectInfo> {
+    const w = await this.openWriter(key, options);
+    try {
+      await w.write(body);
+    } catch (err) {
+      await w.abort();
+      throw err;
+    }
+    return w.close();
+  }
+
+  async openWriter(key: string, options: WriteOptions = {}): Promise<ObjectWriter> {
+    const target = this.file(key);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const temp = `${target}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
+    const handle = await fs.open(temp, 'wx');
+    let size = 0;
+    let finished = false;
+    const discard = async () => {
+      finished = true;
+      await handle.close().catch(() => undefined);
+      await fs.rm(temp, { force: true });
+    };
+    return {
+      write: async (chunk) => {
+        let done = 0;
+        while (done < chunk.byteLength) {
+          const { bytesWritten } = await handle.write(chunk, done, chunk.byteLength - done);
+          done += bytesWritten;
+        }
+        size += chunk.byteLength;
+      },
+      close: async () => {
+        if (finished) throw new Error(`writer for ${key} already closed`);
+        finished = true;
+        await handle.close();
+        try {
+          if (options.createOnly) {
+            await fs.link(temp, target);
+          } else {
+            await fs.rename(temp, target);
+          }
+        } catch (err) {
+          if (isErrno(err, 'EEXIST')) throw new AlreadyExistsError(this.describe(key));
+          throw err;
+        } finally {
+          await fs.rm(temp, { force: true });
+        }
+        const info = await this.head(key);
+        return info ?? { key, size };
+      },
+      abort: discard,
+    };
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk only the directory that can hold the prefix, then filter by the full prefix.
+    const slash = prefix.lastIndexOf('/');
+    const dirKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    if (dirKey) checkKey(dirKey);
+    const keys: string[] = [];
+    await walk(path.join(this.root, ...dirKey.split('/').filter(Boolean)), dirKey, keys);
+    keys.sort();
+    for (const key of keys) {
+      if (!key.startsWith(prefix)) continue;
+      const info = await this.head(key);
+      if (info) yield info;
+    }
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    await Promise.all(keys.map((k) => fs.rm(this.file(k), { force: true })));
+    // Leave no empty directories behind under _index/ so listings stay small.
+    const dirs = new Set(keys.map((k) => path.dirname(this.file(k))));
+    for (const dir of [...dirs].sort((a, b) => b.length - a.length)) {
+      let d = dir;
+      while (d.startsWith(this.root) && d !== this.root) {
+        try {
+          await fs.rmdir(d);
+        } catch {
+          break;
+        }
+        d = path.dirname(d);
+      }
+    }
+  }
+}
+
+async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return;
+    throw err;
+  }
+  for (const e of entries) {
+    const key = keyPrefix ? `${keyPrefix}/${e.name}` : e.name;
+    if (e.isDirectory()) await walk(path.join(dir, e.name), key, out);
+    else if (e.isFile() && !e.name.includes(TEMP_MARK)) out.push(key);
+  }
+}
+
+function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: string }).code === code;
+}

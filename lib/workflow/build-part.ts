@@ -1,0 +1,87 @@
+/**
+ * Step 2 of a build (one worker per fragment group): read each fragment of the group once and
+ * feed every index that needs it, then write one part file per index, create-only.
+ */
+import { openDataset } from '../dataset.js';
+import { AlreadyExistsError, ColumnTypeError, FragmentChangedError, IndexFileError } from '../errors.js';
+import { describeColumnType } from '../format/column-type.js';
+import { IpcFileReader } from '../format/ipc.js';
+import { columnIndex, loadFragment } from '../fragments/reader.js';
+import type { Trainer, WriterTuning } from '../indexes/kind.js';
+import { META } from '../indexes/kind.js';
+import { indexKind } from '../indexes/registry.js';
+import { readPlan } from './plan.js';
+import { BuildPartInputSchema, partKey, type BuildPartInput, type BuildPartOutput, type PlannedIndex } from './types.js';
+
+export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning): Promise<BuildPartOutput> {
+  const input = BuildPartInputSchema.parse(rawInput);
+  const { store } = openDataset(input.dataset);
+  const plan = await readPlan(store, input.buildId);
+  const group = plan.groups.find((g) => g.groupId === input.groupId);
+  if (!group) throw new IndexFileError(`build ${input.buildId} has no fragment group ${input.groupId}`);
+
+  interface Job {
+    index: PlannedIndex;
+    wanted: Set<number>;
+    trainer?: Trainer;
+    valueType?: string;
+    firstFrom?: string;
+  }
+  const jobs: Job[] = plan.indexes
+    .filter((ix) => ix.groups.includes(group.groupId))
+    .map((index) => ({ index, wanted: new Set(index.fragmentIds), valueType: index.valueType, firstFrom: index.valueType ? `index ${index.name}` : undefined }));
+
+  let rows = 0;
+  for (const planned of [...group.fragments].sort((a, b) => a.id - b.id)) {
+    const users = jobs.filter((j) => j.wanted.has(planned.id));
+    if (users.length === 0) continue;
+    const fragment = await loadFragment(store, planned.path);
+    const where = store.describe(planned.path);
+    if (fragment.fingerprint !== planned.fingerprint) {
+      throw new FragmentChangedError(`fragment ${where} (id ${planned.id}) changed after it was registered; fragments are immutable`);
+    }
+    rows += fragment.rows;
+    for (const job of users) {
+      const { column } = job.index;
+      const col = columnIndex(fragment.schema, column, where);
+      let ct;
+      try {
+        ct = describeColumnType(column, fragment.schema.fields[col]!.type);
+      } catch (err) {
+        throw new ColumnTypeError(`${(err as Error).message} (fragment ${where})`);
+      }
+      if (job.valueType !== undefined && ct.signature !== job.valueType) {
+        throw new ColumnTypeError(`column '${column}' is ${ct.signature} in fragment ${where} but ${job.valueType} in ${job.firstFrom}`);
+      }
+      job.valueType ??= ct.signature;
+      job.firstFrom ??= `fragment ${where}`;
+      job.trainer ??= indexKind(job.index.type).createTrainer(ct, job.index.params, column, tuning);
+      job.trainer.startFragment(planned.id, fragment.rows);
+      for (const batch of fragment.batches) job.trainer.addBatch(batch.getChildAt(col)!.data[0]!);
+      job.trainer.endFragment();
+    }
+  }
+
+  let parts = 0;
+  for (const job of jobs) {
+    if (!job.trainer) continue;
+    const ids = group.fragments.filter((f) => job.wanted.has(f.id)).map((f) => f.id);
+    const key = partKey(plan.buildId, job.index.name, group.groupId, job.index.type);
+    const metadata = new Map<string, string>([
+      [META.indexType, job.index.type],
+      [META.column, job.index.column],
+      [META.fragmentIds, ids.join(',')],
+    ]);
+    if (job.index.params.rowsPerZone !== undefined) metadata.set(META.rowsPerZone, String(job.index.params.rowsPerZone));
+    try {
+      await job.trainer.writePart(store, key, metadata);
+    } catch (err) {
+      // A retried worker finds its own part: accept it only if it covers the same fragments.
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      const existing = await IpcFileReader.open(store, key);
+      if (existing.metadata.get(META.fragmentIds) !== ids.join(',')) throw err;
+    }
+    parts++;
+  }
+  return { groupId: group.groupId, rows, parts };
+}

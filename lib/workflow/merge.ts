@@ -1,0 +1,126 @@
+/**
+ * Step 3 of a build: check the part files against the plan, then stream them (with the
+ * index's current version, when there is one) into a new version's files under a fresh
+ * directory. Nothing is committed here.
+ */
+import { randomBytes } from 'node:crypto';
+import { openDataset } from '../dataset.js';
+import { ColumnTypeError, IndexFileError } from '../errors.js';
+import { describeColumnType } from '../format/column-type.js';
+import { IpcFileReader } from '../format/ipc.js';
+import type { WriterTuning } from '../indexes/kind.js';
+import { META } from '../indexes/kind.js';
+import { indexKind } from '../indexes/registry.js';
+import { loadLatestManifest } from '../manifest/manifest.js';
+import { listAll, type ObjectStore } from '../store/store.js';
+import { readPlan } from './plan.js';
+import { buildPrefix, MergeInputSchema, PART_NAME, type MergedIndex, type MergeOutput, type MergeStepInput, type Plan, type PlannedIndex } from './types.js';
+
+export async function merge(rawInput: MergeStepInput, tuning?: WriterTuning): Promise<MergeOutput> {
+  const input = MergeInputSchema.parse(rawInput);
+  const { store } = openDataset(input.dataset);
+  const plan = await readPlan(store, input.buildId);
+  const manifest = await loadLatestManifest(store);
+  const merged: MergedIndex[] = [];
+  for (const planned of plan.indexes) {
+    const base = manifest.indexes.find((e) => e.name === planned.name);
+    const covered = new Set(base?.fragmentIds ?? []);
+    const adding = planned.fragmentIds.filter((id) => !covered.has(id));
+    // A concurrent build may already have covered everything this one brings.
+    if (base && adding.length === 0) continue;
+    const parts = await checkParts(store, plan, planned);
+    const valueType = await partsValueType(store, parts, base?.valueType ?? planned.valueType, planned.name);
+    if (valueType === undefined) throw new IndexFileError(`index ${planned.name}: no parts and no existing version to take the value type from`);
+    const ct = parts[0] ? describeColumnType(planned.column, parts[0].keyType) : await ctFromFiles(store, base?.files);
+    const kind = indexKind(planned.type);
+    const outDir = `_index/indexes/${planned.name}/${newVersionDir()}`;
+    const out = await kind.merge({
+      store,
+      ct,
+      params: planned.params,
+      column: planned.column,
+      parts: parts.map(({ groupId, key, size }) => ({ groupId, key, size })),
+      previous: base?.files,
+      keepPartFragment: (id) => !covered.has(id),
+      outDir,
+      tuning,
+    });
+    merged.push({
+      name: planned.name,
+      column: planned.column,
+      type: planned.type,
+      params: planned.params,
+      valueType,
+      baseFiles: (base?.files ?? []).map((f) => f.key),
+      files: out.files,
+      fragmentIds: [...new Set([...covered, ...adding])].sort((a, b) => a - b),
+      peakHeldBytes: out.peakHeldBytes,
+    });
+  }
+  return { dataset: input.dataset, buildId: input.buildId, merged };
+}
+
+interface PartFile {
+  groupId: number;
+  key: string;
+  size: number;
+  keyType: import('apache-arrow').DataType;
+}
+
+/**
+ * The parts present must be exactly the groups the plan lists for the index, each covering
+ * exactly the planned fragments of its group (so no fragment is in two parts).
+ */
+async function checkParts(store: ObjectStore, plan: Plan, planned: PlannedIndex): Promise<PartFile[]> {
+  const prefix = `${buildPrefix(plan.buildId)}${planned.name}/`;
+  const found = new Map<number, { key: string; size: number }>();
+  for (const o of await listAll(store, prefix)) {
+    const name = o.key.slice(prefix.length);
+    const m = PART_NAME.exec(name);
+    if (!m || m[2] !== planned.type) throw new IndexFileError(`unexpected file among the parts of ${planned.name}: ${store.describe(o.key)}`);
+    found.set(Number(m[1]), { key: o.key, size: o.size });
+  }
+  const expected = new Set(planned.groups);
+  const missing = planned.groups.filter((g) => !found.has(g));
+  if (missing.length > 0) throw new IndexFileError(`index ${planned.name}: part files missing for group(s) ${missing.join(', ')} of build ${plan.buildId}`);
+  const extra = [...found.keys()].filter((g) => !expected.has(g));
+  if (extra.length > 0) throw new IndexFileError(`index ${planned.name}: unexpected part files for group(s) ${extra.join(', ')} not in the plan of build ${plan.buildId}`);
+  const wanted = new Set(planned.fragmentIds);
+  const parts: PartFile[] = [];
+  for (const groupId of [...found.keys()].sort((a, b) => a - b)) {
+    const { key, size } = found.get(groupId)!;
+    const reader = await IpcFileReader.open(store, key, size);
+    const group = plan.groups.find((g) => g.groupId === groupId)!;
+    const ids = group.fragments.filter((f) => wanted.has(f.id)).map((f) => f.id).join(',');
+    if (reader.metadata.get(META.fragmentIds) !== ids) {
+      throw new IndexFileError(`part ${store.describe(key)} covers fragments [${reader.metadata.get(META.fragmentIds)}], the plan says [${ids}]`);
+    }
+    if (planned.params.rowsPerZone !== undefined && reader.metadata.get(META.rowsPerZone) !== String(planned.params.rowsPerZone)) {
+      throw new IndexFileError(`part ${store.describe(key)} has rows_per_zone ${reader.metadata.get(META.rowsPerZone)}, the index has ${planned.params.rowsPerZone}`);
+    }
+    parts.push({ groupId, key, size, keyType: reader.schema.fields[0]!.type });
+  }
+  return parts;
+}
+
+async function partsValueType(store: ObjectStore, parts: PartFile[], expected: string | undefined, name: string): Promise<string | undefined> {
+  let sig = expected;
+  for (const p of parts) {
+    const s = describeColumnType('keys', p.keyType).signature;
+    if (sig !== undefined && s !== sig) throw new ColumnTypeError(`index ${name}: part ${store.describe(p.key)} holds ${s} values, expected ${sig}`);
+    sig ??= s;
+  }
+  return sig;
+}
+
+/** With no parts, the value type comes from the previous version's files. */
+async function ctFromFiles(store: ObjectStore, files: { key: string; size: number }[] | undefined) {
+  const f = files?.[0];
+  if (!f) throw new IndexFileError('cannot determine the index value type: no parts and no previous version');
+  const reader = await IpcFileReader.open(store, f.key, f.size);
+  return describeColumnType('keys', reader.schema.fields[0]!.type);
+}
+
+function newVersionDir(): string {
+  return `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+}

@@ -1,0 +1,218 @@
+/**
+ * Step 1 of a build: register new fragments (a manifest commit, so their ids are fixed before
+ * any row address is written), decide which fragments each index still needs, and pack those
+ * fragments into groups of about `groupRows` rows, one worker each.
+ */
+import { randomBytes } from 'node:crypto';
+import { openDataset } from '../dataset.js';
+import { ColumnTypeError, FragmentChangedError, IndexParamsError, UsageError } from '../errors.js';
+import { describeColumnType } from '../format/column-type.js';
+import { columnIndex, isFragmentKey, loadFragment, type LoadedFragment } from '../fragments/reader.js';
+import { indexKind } from '../indexes/registry.js';
+import { commitManifest, loadLatestManifest, type Manifest } from '../manifest/manifest.js';
+import { checkKey, type ObjectStore } from '../store/store.js';
+import { itemsKey, planKey, PlanInputSchema, type Plan, type PlanGroup, type PlanInput, type PlannedIndex, type PlanOutput } from './types.js';
+
+/** About 4M rows: a group's codes, offsets and serialized bitmaps stay well under 2 GB. */
+export const DEFAULT_GROUP_ROWS = 4 * 1024 * 1024;
+
+export interface Progress {
+  (event: { step: string; done?: number; total?: number; detail?: string }): void;
+}
+
+export function indexName(column: string, type: string): string {
+  return `${column}_${type}`;
+}
+
+export async function plan(rawInput: PlanInput, progress: Progress = () => {}): Promise<PlanOutput> {
+  const input = PlanInputSchema.parse(rawInput);
+  const { store } = openDataset(input.dataset);
+  const groupRows = input.groupRows ?? DEFAULT_GROUP_ROWS;
+  const buildId = input.buildId ?? newBuildId();
+
+  const requested = normalizeRequests(input.indexes ?? []);
+  const before = await loadLatestManifest(store);
+  checkRequestsAgainst(before, requested);
+
+  // Fragments: everything under data/ that is not registered yet.
+  const files = [];
+  for await (const o of store.list('data/')) if (isFragmentKey(o.key)) files.push(o);
+  const byPath = new Map(files.map((f) => [f.key, f]));
+  for (const f of before.fragments) {
+    const now = byPath.get(f.path);
+    if (!now) throw new FragmentChangedError(`registered fragment ${store.describe(f.path)} (id ${f.id}) is missing`);
+    if (now.size !== f.size) {
+      throw new FragmentChangedError(`registered fragment ${store.describe(f.path)} (id ${f.id}) changed size from ${f.size} to ${now.size} bytes; fragments are immutable`);
+    }
+  }
+  const registered = new Set(before.fragments.map((f) => f.path));
+  const fresh = files.filter((f) => !registered.has(f.key)).map((f) => checkKey(f.key));
+  const loaded = new Map<string, Omit<LoadedFragment, 'batches'>>();
+  for (const [i, key] of fresh.entries()) {
+    progress({ step: 'register', done: i, total: fresh.length, detail: key });
+    const { batches: _batches, ...meta } = await loadFragment(store, key);
+    loaded.set(key, meta);
+  }
+  if (fresh.length) progress({ step: 'register', done: fresh.length, total: fresh.length });
+
+  // Validate every index that will touch the new fragments before anything is committed.
+  const targets = requested.length > 0 ? requested : before.indexes.map((e) => ({ column: e.column, type: e.type, params: e.params }));
+  const valueTypes = new Map<string, string>();
+  for (const t of targets) {
+    const existing = before.indexes.find((e) => e.name === indexName(t.column, t.type));
+    let expected = existing?.valueType;
+    let expectedFrom = existing ? `index ${existing.name}` : undefined;
+    for (const [key, meta] of loaded) {
+      const where = store.describe(key);
+      const field = meta.schema.fields[columnIndex(meta.schema, t.column, where)]!;
+      let sig: string;
+      try {
+        sig = describeColumnType(t.column, field.type).signature;
+      } catch (err) {
+        throw new ColumnTypeError(`${(err as Error).message} (fragment ${where})`);
+      }
+      if (expected !== undefined && sig !== expected) {
+        throw new ColumnTypeError(`column '${t.column}' is ${sig} in fragment ${where} but ${expected} in ${expectedFrom}`);
+      }
+      expected ??= sig;
+      expectedFrom ??= `fragment ${where}`;
+    }
+    if (expected) valueTypes.set(indexName(t.column, t.type), expected);
+  }
+
+  // Register the new fragments (rebasing onto concurrent registrations).
+  let manifest = before;
+  if (fresh.length > 0) {
+    const result = await commitManifest(store, (latest) => registerFragments(latest, loaded, store));
+    manifest = result.manifest;
+  }
+
+  // What each index still needs.
+  const fragmentById = new Map(manifest.fragments.map((f) => [f.id, f]));
+  const indexes: PlannedIndex[] = [];
+  const needed = new Set<number>();
+  for (const t of targets) {
+    const name = indexName(t.column, t.type);
+    const existing = manifest.indexes.find((e) => e.name === name);
+    const covered = new Set(existing?.fragmentIds ?? []);
+    const fragmentIds = manifest.fragments.filter((f) => !covered.has(f.id)).map((f) => f.id);
+    // Nothing to add (or, for a new index, nothing to take its value type from yet).
+    if (fragmentIds.length === 0) continue;
+    fragmentIds.forEach((id) => needed.add(id));
+    indexes.push({
+      name,
+      column: t.column,
+      type: t.type,
+      params: t.params,
+      valueType: existing?.valueType ?? valueTypes.get(name),
+      isNew: !existing,
+      fragmentIds,
+      groups: [],
+    });
+  }
+
+  // Pack needed fragments, in id order, into groups of about groupRows rows.
+  const groups: PlanGroup[] = [];
+  for (const id of [...needed].sort((a, b) => a - b)) {
+    const f = fragmentById.get(id)!;
+    let g = groups[groups.length - 1];
+    if (!g || (g.rows > 0 && g.rows + f.rows > groupRows)) {
+      g = { groupId: groups.length, rows: 0, fragments: [] };
+      groups.push(g);
+    }
+    g.fragments.push({ id: f.id, path: f.path, rows: f.rows, size: f.size, fingerprint: f.fingerprint });
+    g.rows += f.rows;
+  }
+  const groupOf = new Map<number, number>();
+  for (const g of groups) for (const f of g.fragments) groupOf.set(f.id, g.groupId);
+  for (const ix of indexes) ix.groups = [...new Set(ix.fragmentIds.map((id) => groupOf.get(id)!))].sort((a, b) => a - b);
+
+  const thePlan: Plan = {
+    dataset: input.dataset,
+    buildId,
+    createdAt: new Date().toISOString(),
+    baseVersion: manifest.version,
+    fragmentsAdded: manifest.fragments.length - before.fragments.length,
+    indexes,
+    groups,
+  };
+  const hasWork = indexes.length > 0;
+  if (hasWork) {
+    await store.put(planKey(buildId), new TextEncoder().encode(JSON.stringify(thePlan)), { createOnly: true });
+    const items = groups.map((g) => ({ dataset: input.dataset, buildId, groupId: g.groupId }));
+    await store.put(itemsKey(buildId), new TextEncoder().encode(JSON.stringify(items)), { createOnly: true });
+  }
+  return {
+    dataset: input.dataset,
+    buildId,
+    baseVersion: manifest.version,
+    fragmentsAdded: thePlan.fragmentsAdded,
+    groupCount: groups.length,
+    groupIds: groups.map((g) => g.groupId),
+    hasWork,
+    itemsKey: itemsKey(buildId),
+  };
+}
+
+export async function readPlan(store: ObjectStore, buildId: string): Promise<Plan> {
+  return JSON.parse(new TextDecoder().decode(await store.read(planKey(buildId)))) as Plan;
+}
+
+interface NormalizedRequest {
+  column: string;
+  type: 'zonemap' | 'bitmap';
+  params: { rowsPerZone?: number };
+}
+
+function normalizeRequests(requests: PlanInput['indexes'] & object): NormalizedRequest[] {
+  const out: NormalizedRequest[] = [];
+  for (const r of requests) {
+    const kind = indexKind(r.type);
+    if (r.type !== 'zonemap' && r.rowsPerZone !== undefined) {
+      throw new UsageError(`rows per zone applies to zone maps only, not to the ${r.type} index on '${r.column}'`);
+    }
+    const params = kind.normalizeParams({ rowsPerZone: r.rowsPerZone });
+    const dup = out.find((o) => o.column === r.column && o.type === r.type);
+    if (dup) {
+      if (JSON.stringify(dup.params) !== JSON.stringify(params)) throw new IndexParamsError(`index ${indexName(r.column, r.type)} requested twice with different parameters`);
+      continue;
+    }
+    out.push({ column: r.column, type: r.type, params });
+  }
+  return out;
+}
+
+function checkRequestsAgainst(manifest: Manifest, requested: NormalizedRequest[]): void {
+  for (const r of requested) {
+    const e = manifest.indexes.find((x) => x.name === indexName(r.column, r.type));
+    if (e && JSON.stringify(e.params) !== JSON.stringify(r.params)) {
+      throw new IndexParamsError(
+        `index ${e.name} already exists with ${JSON.stringify(e.params)}; cannot rebuild it with ${JSON.stringify(r.params)} (drop the index first)`,
+      );
+    }
+  }
+}
+
+function registerFragments(latest: Manifest, loaded: Map<string, Omit<LoadedFragment, 'batches'>>, store: ObjectStore): Manifest | null {
+  const have = new Map(latest.fragments.map((f) => [f.path, f]));
+  let added = 0;
+  for (const [path, meta] of [...loaded].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const prior = have.get(path);
+    if (prior) {
+      // A concurrent build registered it first; same bytes or it is an error.
+      if (prior.fingerprint !== meta.fingerprint) {
+        throw new FragmentChangedError(`fragment ${store.describe(path)} was registered with different content (fingerprint ${prior.fingerprint})`);
+      }
+      continue;
+    }
+    if (latest.nextFragmentId > 0xffffffff) throw new FragmentChangedError('fragment ids exhausted (u32)');
+    latest.fragments.push({ id: latest.nextFragmentId++, path, size: meta.size, rows: meta.rows, fingerprint: meta.fingerprint });
+    added++;
+  }
+  return added > 0 ? latest : null;
+}
+
+function newBuildId(): string {
+  const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `b${t}-${randomBytes(4).toString('hex')}`;
+}

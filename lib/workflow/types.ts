@@ -1,0 +1,125 @@
+/**
+ * Inputs and outputs of the four build steps. Each is plain JSON so it can be a Lambda
+ * payload; the bulky plan lives in the store (`_index/builds/<buildId>/plan.json`) and steps
+ * pass only the dataset, the build id and a group id.
+ */
+import { z } from 'zod';
+
+export const IndexRequestSchema = z.object({
+  column: z.string().min(1, 'column name must not be empty'),
+  type: z.enum(['zonemap', 'bitmap']),
+  rowsPerZone: z.number().int().optional(),
+});
+export type IndexRequest = z.infer<typeof IndexRequestSchema>;
+
+export const PlanInputSchema = z.object({
+  dataset: z.string().min(1),
+  indexes: z.array(IndexRequestSchema).optional(),
+  groupRows: z.number().int().positive().optional(),
+  buildId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+});
+export type PlanInput = z.infer<typeof PlanInputSchema>;
+
+export interface PlannedFragment {
+  id: number;
+  path: string;
+  rows: number;
+  size: number;
+  fingerprint: string;
+}
+
+export interface PlanGroup {
+  groupId: number;
+  rows: number;
+  fragments: PlannedFragment[];
+}
+
+export interface PlannedIndex {
+  name: string;
+  column: string;
+  type: 'zonemap' | 'bitmap';
+  params: { rowsPerZone?: number };
+  /** Known when the index exists or new fragments were read in planning. */
+  valueType?: string;
+  /** True when this build defines the index. */
+  isNew: boolean;
+  /** Fragments this build adds to the index. */
+  fragmentIds: number[];
+  /** Groups holding any of those fragments. */
+  groups: number[];
+}
+
+export interface Plan {
+  dataset: string;
+  buildId: string;
+  createdAt: string;
+  /** Manifest version after fragment registration. */
+  baseVersion: number;
+  fragmentsAdded: number;
+  indexes: PlannedIndex[];
+  groups: PlanGroup[];
+}
+
+/** What the plan step returns (the full plan is in the store). */
+export interface PlanOutput {
+  dataset: string;
+  buildId: string;
+  baseVersion: number;
+  fragmentsAdded: number;
+  groupCount: number;
+  /** Group ids, the items of the fan-out. */
+  groupIds: number[];
+  /** False when nothing needs building: the workflow can skip to the end. */
+  hasWork: boolean;
+  /** Store key of the item list for a Distributed Map ItemReader. */
+  itemsKey: string;
+}
+
+export const BuildPartInputSchema = z.object({
+  dataset: z.string().min(1),
+  buildId: z.string().min(1),
+  groupId: z.number().int().nonnegative(),
+});
+export type BuildPartInput = z.infer<typeof BuildPartInputSchema>;
+
+export interface BuildPartOutput {
+  groupId: number;
+  rows: number;
+  parts: number;
+}
+
+export const MergeInputSchema = z.object({ dataset: z.string().min(1), buildId: z.string().min(1) });
+export type MergeStepInput = z.infer<typeof MergeInputSchema>;
+
+export interface MergedIndex {
+  name: string;
+  column: string;
+  type: 'zonemap' | 'bitmap';
+  params: { rowsPerZone?: number };
+  valueType: string;
+  /** Keys of the files the merge started from (empty for a new index). */
+  baseFiles: string[];
+  files: { name: string; key: string; size: number }[];
+  fragmentIds: number[];
+  peakHeldBytes: number;
+}
+
+export interface MergeOutput {
+  dataset: string;
+  buildId: string;
+  merged: MergedIndex[];
+}
+
+export interface CommitOutput {
+  version: number;
+  committed: boolean;
+  fragmentsAdded: number;
+  indexes: { name: string; column: string; type: string; fragmentsCovered: number; bytes: number }[];
+}
+
+export const buildPrefix = (buildId: string) => `_index/builds/${buildId}/`;
+export const planKey = (buildId: string) => `${buildPrefix(buildId)}plan.json`;
+export const itemsKey = (buildId: string) => `${buildPrefix(buildId)}items.json`;
+export const partKey = (buildId: string, index: string, groupId: number, type: string) =>
+  `${buildPrefix(buildId)}${index}/part_${groupId}_${type}.arrow`;
+export const PART_NAME = /^part_(0|[1-9][0-9]{0,9})_(zonemap|bitmap)\.arrow$/;
