@@ -84,8 +84,11 @@ function isoToNanos(text: string, temporal: NonNullable<ColumnType['temporal']>,
   const m = ISO.exec(text.trim());
   if (!m) throw bad();
   const [y, mo, d, h, mi, s] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0)) as [number, number, number, number, number, number];
-  const ms = Date.UTC(y, mo - 1, d, h, mi, s);
-  const check = new Date(ms);
+  // Not Date.UTC: it maps years 0–99 to 1900–1999.
+  const check = new Date(0);
+  check.setUTCFullYear(y, mo - 1, d);
+  check.setUTCHours(h, mi, s, 0);
+  const ms = check.getTime();
   if (Number.isNaN(ms) || check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) throw bad();
   let nanos = BigInt(ms) * 1_000_000n + fracNanos(m[7]);
   const tz = m[8];

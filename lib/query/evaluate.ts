@@ -12,7 +12,7 @@
 import { openDataset } from '../dataset.js';
 import type { ColumnType } from '../format/column-type.js';
 import { RoaringBitmap32, type RowSet } from '../format/rowset.js';
-import type { Condition, IndexSearcher } from '../indexes/kind.js';
+import type { Condition, IndexSearcher, IndexType } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
 import { loadLatestManifest, type IndexEntry, type Manifest } from '../manifest/manifest.js';
 import type { CompareOp, Predicate } from './ast.js';
@@ -88,7 +88,12 @@ interface UsedIndex {
   searcher?: Promise<IndexSearcher>;
 }
 
-export async function query(dataset: string, where: string | Predicate): Promise<QueryResult> {
+export interface QueryOptions {
+  /** Only use indexes of these types (default: all; a bitmap is preferred over a zone map). */
+  use?: readonly IndexType[];
+}
+
+export async function query(dataset: string, where: string | Predicate, options: QueryOptions = {}): Promise<QueryResult> {
   const predicate = typeof where === 'string' ? parsePredicate(where) : where;
   const { store } = openDataset(dataset);
   const manifest = await loadLatestManifest(store);
@@ -98,7 +103,7 @@ export async function query(dataset: string, where: string | Predicate): Promise
   // Best index per column: exact (bitmap) before AtMost (zone map).
   const used = new Map<string, UsedIndex>();
   for (const column of leafColumns(tree)) {
-    const candidates = manifest.indexes.filter((e) => e.column === column);
+    const candidates = manifest.indexes.filter((e) => e.column === column && (!options.use || options.use.includes(e.type)));
     const entry = candidates.find((e) => indexKind(e.type).exact) ?? candidates[0];
     if (entry) used.set(column, { entry, ct: columnTypeFromSignature(entry.valueType), exact: indexKind(entry.type).exact });
   }

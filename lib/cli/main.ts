@@ -1,0 +1,178 @@
+/**
+ * `scalar-index build | query | inspect` (contract.md). Exit codes: 0 success, 2 usage error
+ * (bad flags, malformed predicate), 1 any other failure with one line naming the culprit.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { PredicateSyntaxError, ScalarIndexError, UsageError } from '../errors.js';
+import { INDEX_TYPES } from '../indexes/registry.js';
+import { query } from '../query/evaluate.js';
+import type { Progress } from '../workflow/plan.js';
+import { build } from '../workflow/build.js';
+import { inspect, formatInspect } from './inspect.js';
+import type { IndexRequest } from '../workflow/types.js';
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
+      throw new InvalidArgumentError(`${name} must be a whole number of at least 1, got '${value}'`);
+    }
+    return Number(value);
+  };
+}
+
+function indexSpec(value: string, previous: IndexRequest[] = []): IndexRequest[] {
+  const at = value.lastIndexOf(':');
+  const column = value.slice(0, at);
+  const type = value.slice(at + 1);
+  if (at <= 0 || !(INDEX_TYPES as string[]).includes(type)) {
+    throw new InvalidArgumentError(`expected <column>:<${INDEX_TYPES.join('|')}>, got '${value}'`);
+  }
+  return [...previous, { column, type: type as IndexRequest['type'] }];
+}
+
+/** Progress on stderr: a bar on a TTY, one line per step otherwise. */
+function progressReporter(enabled: boolean): { progress: Progress; stop(): void } {
+  if (!enabled) return { progress: () => {}, stop() {} };
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      { stream: process.stderr, format: ' {step} [{bar}] {value}/{total} {detail}', hideCursor: true, clearOnComplete: true },
+      cliProgress.Presets.shades_classic,
+    );
+    let current = '';
+    return {
+      progress: (e) => {
+        if (e.total === undefined) {
+          if (current) bar.stop();
+          current = '';
+          process.stderr.write(`${e.step}…\n`);
+          return;
+        }
+        if (e.step !== current) {
+          if (current) bar.stop();
+          current = e.step;
+          bar.start(e.total, e.done ?? 0, { step: e.step, detail: e.detail ?? '' });
+        } else bar.update(e.done ?? 0, { detail: e.detail ?? '' });
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  let last = '';
+  return {
+    progress: (e) => {
+      const line = e.total === undefined ? `${e.step}…` : `${e.step} ${e.done ?? 0}/${e.total}`;
+      if (line !== last && (e.total === undefined || e.done === 0 || e.done === e.total || e.step === 'parts')) process.stderr.write(`${line}\n`);
+      last = line;
+    },
+    stop() {},
+  };
+}
+
+export function createProgram(): Command {
+  const program = new Command('scalar-index')
+    .description('Zone-map and bitmap scalar indexes over Arrow fragments: build them, query them, inspect them.')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('build')
+    .description('register new fragments under <dataset>/data/ and create or update indexes to cover them')
+    .argument('<dataset>', 'dataset directory or file:// URI')
+    .option('--index <column:type>', `index to create or update; type is ${INDEX_TYPES.join(' or ')} (repeatable; default: every index already defined)`, indexSpec)
+    .option('--rows-per-zone <n>', 'rows per zone for new zone-map indexes (default 8192)', positiveInt('--rows-per-zone'))
+    .option('--group-rows <n>', 'rows per fragment group, the unit of parallel work (default 4194304)', positiveInt('--group-rows'))
+    .option('--concurrency <n>', 'fragment groups built at once (default 2)', positiveInt('--concurrency'))
+    .option('--json', 'print a JSON summary on stdout')
+    .addOption(new Option('--quiet', 'no progress on stderr'))
+    .action(async (dataset: string, opts: { index?: IndexRequest[]; rowsPerZone?: number; groupRows?: number; concurrency?: number; json?: boolean; quiet?: boolean }) => {
+      const indexes = opts.index?.map((r) => (r.type === 'zonemap' && opts.rowsPerZone !== undefined ? { ...r, rowsPerZone: opts.rowsPerZone } : r));
+      if (opts.rowsPerZone !== undefined && !indexes?.some((r) => r.type === 'zonemap')) {
+        throw new UsageError('--rows-per-zone needs at least one --index <column>:zonemap');
+      }
+      const reporter = progressReporter(!opts.quiet);
+      const started = Date.now();
+      try {
+        const summary = await build({ dataset, indexes, groupRows: opts.groupRows, concurrency: opts.concurrency, progress: reporter.progress });
+        reporter.stop();
+        if (opts.json) {
+          const { changed: _changed, ...contract } = summary;
+          process.stdout.write(`${JSON.stringify(contract)}\n`);
+          return;
+        }
+        if (!summary.changed) {
+          process.stdout.write(`nothing to do: version ${summary.version} already covers every fragment\n`);
+        } else {
+          process.stdout.write(`committed version ${summary.version}: ${summary.fragmentsAdded} new fragment(s) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+        }
+        for (const ix of summary.indexes) {
+          process.stdout.write(`  ${ix.name.padEnd(24)} ${ix.type.padEnd(8)} ${String(ix.fragmentsCovered).padStart(6)} fragments  ${formatBytes(ix.bytes)}\n`);
+        }
+      } finally {
+        reporter.stop();
+      }
+    });
+
+  program
+    .command('query')
+    .description('answer a predicate from the indexes: candidate row ranges per fragment')
+    .argument('<dataset>', 'dataset directory or file:// URI')
+    .requiredOption('--where <predicate>', `SQL WHERE subset, e.g. "region = 'EU' AND price BETWEEN 10 AND 20"`)
+    .option('--json', 'print the JSON answer on stdout')
+    .action(async (dataset: string, opts: { where: string; json?: boolean }) => {
+      const r = await query(dataset, opts.where);
+      if (opts.json) {
+        const { stats: _stats, ...contract } = r;
+        process.stdout.write(`${JSON.stringify(contract)}\n`);
+        return;
+      }
+      const total = r.fragments.length;
+      process.stdout.write(`${r.exact ? 'exact' : 'candidates (re-check needed)'}: ${r.rows} row(s) in ${total} fragment(s)`);
+      process.stdout.write(r.indexesUsed.length ? ` using ${r.indexesUsed.join(', ')}\n` : ' (no index applies)\n');
+      for (const f of r.fragments.slice(0, 20)) {
+        const shown = f.ranges.slice(0, 8).map(([a, b]) => (b - a === 1 ? `${a}` : `${a}-${b - 1}`));
+        process.stdout.write(`  [${f.id}] ${f.path}: ${shown.join(', ')}${f.ranges.length > 8 ? `, … (${f.ranges.length} ranges)` : ''}\n`);
+      }
+      if (total > 20) process.stdout.write(`  … and ${total - 20} more fragment(s)\n`);
+      if (r.unindexedFragments.length) {
+        process.stdout.write(`not covered by the index (scan in full): ${r.unindexedFragments.map((f) => f.path).join(', ')}\n`);
+      }
+    });
+
+  program
+    .command('inspect')
+    .description('show registered fragments and defined indexes of the latest version')
+    .argument('<dataset>', 'dataset directory or file:// URI')
+    .option('--json', 'print JSON on stdout')
+    .action(async (dataset: string, opts: { json?: boolean }) => {
+      const info = await inspect(dataset);
+      process.stdout.write(opts.json ? `${JSON.stringify(info)}\n` : formatInspect(info));
+    });
+  return program;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+/** Run the CLI; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = createProgram();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version requests exit 0; parse errors were already printed by commander.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`scalar-index: ${message.split('\n')[0]}\n`);
+    if (err instanceof UsageError || err instanceof PredicateSyntaxError) return 2;
+    if (!(err instanceof ScalarIndexError) && process.env.SCALAR_INDEX_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    return 1;
+  }
+}
