@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { openDataset } from '../dataset.js';
-import { ColumnTypeError, FragmentChangedError, IndexParamsError, UsageError } from '../errors.js';
+import { ColumnTypeError, FragmentChangedError, FragmentReadError, IndexParamsError, UsageError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
-import { columnIndex, isFragmentKey, loadFragment, type LoadedFragment } from '../fragments/reader.js';
+import { columnIndex, FRAGMENT_EXTENSIONS, isFragmentKey, loadFragment, type LoadedFragment } from '../fragments/reader.js';
 import { indexKind } from '../indexes/registry.js';
 import { commitManifest, loadLatestManifest, type Manifest } from '../manifest/manifest.js';
 import { checkKey, type ObjectStore } from '../store/store.js';
@@ -37,6 +37,9 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   // Fragments: everything under data/ that is not registered yet.
   const files = [];
   for await (const o of store.list('data/')) if (isFragmentKey(o.key)) files.push(o);
+  if (files.length === 0 && before.fragments.length === 0) {
+    throw new FragmentReadError(`no fragment files (${FRAGMENT_EXTENSIONS.join(', ')}) under ${store.describe('data')}`);
+  }
   const byPath = new Map(files.map((f) => [f.key, f]));
   for (const f of before.fragments) {
     const now = byPath.get(f.path);
