@@ -70,6 +70,7 @@ class NumberSlots implements SlotAssigner {
     const n = data.length;
     const nulls = nullBitmapOf(data);
     const map = this.map;
+    if (!this.isFloat && n >= 4096 && this.assignByTable(values, off, n, nulls, out, outOffset)) return;
     // Map keys use SameValueZero: every NaN is one key and -0 is +0, exactly the canonical
     // key rule, so floats need no special case here.
     for (let i = 0; i < n; i++) {
@@ -88,6 +89,45 @@ class NumberSlots implements SlotAssigner {
       out[outOffset + i] = s;
     }
   }
+
+  /**
+   * Low-cardinality integers: when the batch's values span at most 64K, a lookup table indexed
+   * by `value - min` replaces a Map probe per row (the Map is consulted once per distinct value).
+   */
+  private assignByTable(values: Int32Array | Float64Array, off: number, n: number, nulls: Uint8Array | undefined, out: Int32Array, outOffset: number): boolean {
+    let min = Infinity;
+    let max = -Infinity;
+    for (let j = off, end = off + n; j < end; j++) {
+      const v = values[j]!;
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    if (max - min > 65535) return false;
+    const lut = (this.lut ??= new Int32Array(65536));
+    lut.fill(-1, 0, max - min + 1);
+    for (let i = 0; i < n; i++) {
+      const j = off + i;
+      if (nulls && ((nulls[j >> 3]! >> (j & 7)) & 1) === 0) {
+        out[outOffset + i] = NULL_SLOT;
+        continue;
+      }
+      const k = values[j]! - min;
+      let s = lut[k]!;
+      if (s < 0) {
+        const v = values[j]!;
+        s = this.map.get(v) ?? -1;
+        if (s < 0) {
+          s = this.values.length;
+          this.map.set(v, s);
+          this.values.push(v);
+        }
+        lut[k] = s;
+      }
+      out[outOffset + i] = s;
+    }
+    return true;
+  }
+  private lut?: Int32Array;
 }
 
 class Float16Slots implements SlotAssigner {

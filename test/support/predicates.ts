@@ -200,36 +200,3 @@ export function predicateArb(ds: GeneratedDataset, options: { maxDepth?: number 
   }));
   return tree;
 }
-
-/** Render a predicate in the CLI's SQL subset (for messages and for parser round-trips). */
-export function predicateToSql(p: Predicate): string {
-  const ident = (c: string) => `"${c.replace(/"/g, '""')}"`;
-  const lit = (l: Literal): string => {
-    switch (l.kind) {
-      case 'null':
-        return 'NULL';
-      case 'bool':
-        return l.value ? 'TRUE' : 'FALSE';
-      case 'number':
-        return l.text;
-      case 'string':
-        return `'${l.value.replace(/'/g, "''")}'`;
-    }
-  };
-  switch (p.kind) {
-    case 'compare':
-      return `${ident(p.column)} ${p.op} ${lit(p.value)}`;
-    case 'between':
-      return `${ident(p.column)} ${p.negated ? 'NOT BETWEEN' : 'BETWEEN'} ${lit(p.low)} AND ${lit(p.high)}`;
-    case 'in':
-      return `${ident(p.column)} ${p.negated ? 'NOT IN' : 'IN'} (${p.values.map(lit).join(', ')})`;
-    case 'isNull':
-      return `${ident(p.column)} IS ${p.negated ? 'NOT NULL' : 'NULL'}`;
-    case 'and':
-      return `(${predicateToSql(p.left)} AND ${predicateToSql(p.right)})`;
-    case 'or':
-      return `(${predicateToSql(p.left)} OR ${predicateToSql(p.right)})`;
-    case 'not':
-      return `NOT (${predicateToSql(p.operand)})`;
-  }
-}
