@@ -221,7 +221,7 @@ async function trainPart(fragments: Fragment[], type: 'bitmap' | 'zonemap', colu
   const schema = fragments[0]!.batches[0]!.schema;
   const col = schema.fields.findIndex((f) => f.name === column);
   const ct = describeColumnType(column, schema.fields[col]!.type);
-  const trainer = indexKind(type).createTrainer(ct, params, column);
+  const trainer = indexKind(type).createTrainer(ct, params);
   for (const f of fragments) {
     trainer.startFragment(f.id, f.rows);
     for (const batch of f.batches) trainer.addBatch(batch.getChildAt(col)!.data[0]!);

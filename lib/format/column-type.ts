@@ -322,13 +322,3 @@ export function validityReader(data: arrow.Data): (i: number) => boolean {
     return ((bitmap[j >> 3]! >> (j & 7)) & 1) === 1;
   };
 }
-
-/** Human-readable rendering of a key for messages and `inspect`. */
-export function formatKey(ct: ColumnType, v: KeyValue | null): string {
-  if (v === null) return 'NULL';
-  if (ct.kind === 'bytes') {
-    const s = new TextDecoder().decode(v as Uint8Array);
-    return ct.signature.includes('Binary') ? `0x${Buffer.from(v as Uint8Array).toString('hex')}` : JSON.stringify(s);
-  }
-  return String(v);
-}

@@ -236,7 +236,11 @@ function batchBytes(batch: arrow.RecordBatch): number {
 }
 
 async function openChecked(store: ObjectStore, key: string, size: number | undefined, ct: ColumnType): Promise<IpcFileReader> {
-  const reader = await IpcFileReader.open(store, key, size);
+  return checkBitmapSchema(store, await IpcFileReader.open(store, key, size), ct);
+}
+
+function checkBitmapSchema(store: ObjectStore, reader: IpcFileReader, ct: ColumnType): IpcFileReader {
+  const key = reader.key;
   const field = reader.schema.fields[0];
   if (reader.schema.fields.length !== 2 || field?.name !== 'keys' || reader.schema.fields[1]?.name !== 'bitmaps') {
     throw new IndexFileError(`not a bitmap index file: ${store.describe(key)}`);
@@ -251,19 +255,16 @@ async function mergeBitmaps(input: MergeInput): Promise<MergeOutput> {
   const { store, ct } = input;
   const held = new HeldBytes();
   const cmp = keyComparator(ct);
-  const sources: { key: string; size?: number; isPart: boolean }[] = [];
+  const sources: { reader: IpcFileReader; isPart: boolean }[] = [];
   const prev = input.previous?.find((f) => f.name === BITMAP_FILE);
-  if (prev) sources.push({ key: prev.key, size: prev.size, isPart: false });
-  for (const p of input.parts) sources.push({ key: p.key, size: p.size, isPart: true });
+  if (prev) sources.push({ reader: await openChecked(store, prev.key, prev.size, ct), isPart: false });
+  for (const p of input.parts) sources.push({ reader: checkBitmapSchema(store, p.reader, ct), isPart: true });
 
   const heap = new CursorHeap<BitmapRow>((a, b) => cmp(a.key, b.key));
-  const cursors: BatchCursor<arrow.RecordBatch, BitmapRow>[] = [];
-  for (const [i, src] of sources.entries()) {
-    const reader = await openChecked(store, src.key, src.size, ct);
-    const what = store.describe(src.key);
+  for (const [i, { reader }] of sources.entries()) {
+    const what = store.describe(reader.key);
     const c = new BatchCursor(reader.batches(0)[Symbol.asyncIterator](), (b) => bitmapRows(ct, what, b), batchBytes, held);
-    cursors.push(await c.start());
-    heap.push(c, i);
+    heap.push(await c.start(), i);
   }
 
   const outKey = `${input.outDir}/${BITMAP_FILE}`;
@@ -279,13 +280,13 @@ async function mergeBitmaps(input: MergeInput): Promise<MergeOutput> {
       let passThrough: Uint8Array | undefined;
       for (const { c, i } of group) {
         if (lastKey[i] !== undefined && cmp(lastKey[i]!, key) >= 0) {
-          throw new IndexFileError(`bitmap keys are not strictly ascending in ${store.describe(sources[i]!.key)}`);
+          throw new IndexFileError(`bitmap keys are not strictly ascending in ${store.describe(sources[i]!.reader.key)}`);
         }
         lastKey[i] = key;
         const set = c.row!.set;
         if (group.length === 1 && !sources[i]!.isPart) passThrough = set;
         else {
-          for (const e of splitEntries(set, store.describe(sources[i]!.key))) {
+          for (const e of splitEntries(set, store.describe(sources[i]!.reader.key))) {
             if (sources[i]!.isPart && !filter(e.fragmentId)) continue;
             entries.push(e);
           }
@@ -302,8 +303,7 @@ async function mergeBitmaps(input: MergeInput): Promise<MergeOutput> {
         out = encodeEntries(entries);
       }
       if (out) await writer.add(key, out);
-      held.add(writer.bufferedBytes);
-      held.release(writer.bufferedBytes);
+      held.observe(writer.bufferedBytes);
       for (const { c, i } of group) {
         await c.advance();
         heap.push(c, i);
@@ -472,7 +472,7 @@ export const bitmapIndex: IndexKind = {
   normalizeParams(): IndexParams {
     return {};
   },
-  createTrainer(ct, _params, _column, tuning) {
+  createTrainer(ct, _params, tuning) {
     return new BitmapTrainer(ct, tuning);
   },
   merge: mergeBitmaps,

@@ -5,6 +5,7 @@
  */
 import type * as arrow from 'apache-arrow';
 import type { ColumnType, KeyValue } from '../format/column-type.js';
+import type { IpcFileReader } from '../format/ipc.js';
 import type { RowSet } from '../format/rowset.js';
 import type { ObjectStore } from '../store/store.js';
 
@@ -35,8 +36,8 @@ export interface MergeInput {
   ct: ColumnType;
   params: IndexParams;
   column: string;
-  /** Part files, already validated against the plan and sorted by group id as integers. */
-  parts: { groupId: number; key: string; size: number }[];
+  /** Part files, opened and validated against the plan, sorted by group id as integers. */
+  parts: { groupId: number; reader: IpcFileReader }[];
   /** The index's files in the version being updated, if any. */
   previous?: IndexFile[];
   /** Fragments to take from the parts; others are dropped (already covered by `previous`). */
@@ -83,7 +84,7 @@ export interface IndexKind {
   readonly exact: boolean;
   /** Check and complete parameters; throws IndexParamsError. */
   normalizeParams(params: IndexParams): IndexParams;
-  createTrainer(ct: ColumnType, params: IndexParams, column: string, tuning?: WriterTuning): Trainer;
+  createTrainer(ct: ColumnType, params: IndexParams, tuning?: WriterTuning): Trainer;
   /** Stream the parts (and the previous version) into a new version's files. */
   merge(input: MergeInput): Promise<MergeOutput>;
   open(store: ObjectStore, ct: ColumnType, files: IndexFile[], coverage: Coverage): Promise<IndexSearcher>;

@@ -85,6 +85,10 @@ export class HeldBytes {
   release(n: number): void {
     this.current -= n;
   }
+  /** Count `extra` bytes held only for this instant (an output buffer) toward the peak. */
+  observe(extra: number): void {
+    if (this.current + extra > this.peak) this.peak = this.current + extra;
+  }
 }
 
 /**

@@ -63,10 +63,6 @@ class ZoneFileWriter {
     return new ZoneFileWriter(await IpcFileWriter.create(store, key, zonemapSchema(ct, metadata)), ct, tuning);
   }
 
-  get bufferedZones(): number {
-    return this.zones.length;
-  }
-
   async add(z: Zone): Promise<void> {
     if (this.last && (z.fragmentId < this.last.fragmentId || (z.fragmentId === this.last.fragmentId && z.start <= this.last.start))) {
       throw new IndexFileError(`zones out of order: fragment ${z.fragmentId} zone ${z.start} after fragment ${this.last.fragmentId} zone ${this.last.start}`);
@@ -196,8 +192,11 @@ function zonesOf(ct: ColumnType, what: string, batch: arrow.RecordBatch): Zone[]
 
 /** Open a zone file, checking its schema and (when given) its rows_per_zone. */
 async function openZoneFile(store: ObjectStore, key: string, size: number | undefined, ct: ColumnType, rowsPerZone?: number): Promise<IpcFileReader> {
-  const reader = await IpcFileReader.open(store, key, size);
-  const where = store.describe(key);
+  return checkZoneSchema(store, await IpcFileReader.open(store, key, size), ct, rowsPerZone);
+}
+
+function checkZoneSchema(store: ObjectStore, reader: IpcFileReader, ct: ColumnType, rowsPerZone?: number): IpcFileReader {
+  const where = store.describe(reader.key);
   const names = reader.schema.fields.map((f) => f.name).join(',');
   if (names !== 'min,max,null_count,nan_count,fragment_id,zone_start,zone_length') throw new IndexFileError(`not a zone map file: ${where}`);
   if (String(reader.schema.fields[0]!.type) !== String(ct.keyType)) {
@@ -215,16 +214,16 @@ async function mergeZones(input: MergeInput): Promise<MergeOutput> {
   const { store, ct } = input;
   const rowsPerZone = input.params.rowsPerZone!;
   const held = new HeldBytes();
-  const sources: { key: string; size?: number; isPart: boolean }[] = [];
+  const sources: { reader: IpcFileReader; isPart: boolean }[] = [];
   const prev = input.previous?.find((f) => f.name === ZONEMAP_FILE);
-  if (prev) sources.push({ key: prev.key, size: prev.size, isPart: false });
-  for (const p of input.parts) sources.push({ key: p.key, size: p.size, isPart: true });
+  if (prev) sources.push({ reader: await openZoneFile(store, prev.key, prev.size, ct, rowsPerZone), isPart: false });
+  for (const p of input.parts) sources.push({ reader: checkZoneSchema(store, p.reader, ct, rowsPerZone), isPart: true });
 
   const order = (a: Zone, b: Zone) => a.fragmentId - b.fragmentId || a.start - b.start;
   const heap = new CursorHeap<Zone>(order);
   for (const [i, src] of sources.entries()) {
-    const reader = await openZoneFile(store, src.key, src.size, ct, rowsPerZone);
-    const what = store.describe(src.key);
+    const reader = src.reader;
+    const what = store.describe(reader.key);
     const keep = src.isPart ? input.keepPartFragment : () => true;
     const c = new BatchCursor(
       reader.batches(0)[Symbol.asyncIterator](),
@@ -332,7 +331,7 @@ export const zonemapIndex: IndexKind = {
     }
     return { rowsPerZone: rpz };
   },
-  createTrainer(ct, params, _column, tuning) {
+  createTrainer(ct, params, tuning) {
     return new ZoneTrainer(ct, params.rowsPerZone!, tuning);
   },
   merge: mergeZones,

@@ -7,8 +7,7 @@ import { AlreadyExistsError, ColumnTypeError, FragmentChangedError, IndexFileErr
 import { describeColumnType } from '../format/column-type.js';
 import { IpcFileReader } from '../format/ipc.js';
 import { columnIndex, loadFragment } from '../fragments/reader.js';
-import type { Trainer, WriterTuning } from '../indexes/kind.js';
-import { META } from '../indexes/kind.js';
+import { META, type Trainer, type WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
 import { readPlan } from './plan.js';
 import { BuildPartInputSchema, partKey, type BuildPartInput, type BuildPartOutput, type PlannedIndex } from './types.js';
@@ -55,7 +54,7 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
       }
       job.valueType ??= ct.signature;
       job.firstFrom ??= `fragment ${where}`;
-      job.trainer ??= indexKind(job.index.type).createTrainer(ct, job.index.params, column, tuning);
+      job.trainer ??= indexKind(job.index.type).createTrainer(ct, job.index.params, tuning);
       job.trainer.startFragment(planned.id, fragment.rows);
       for (const batch of fragment.batches) job.trainer.addBatch(batch.getChildAt(col)!.data[0]!);
       job.trainer.endFragment();

@@ -8,8 +8,7 @@ import { openDataset } from '../dataset.js';
 import { ColumnTypeError, IndexFileError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
 import { IpcFileReader } from '../format/ipc.js';
-import type { WriterTuning } from '../indexes/kind.js';
-import { META } from '../indexes/kind.js';
+import { META, type WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
 import { loadLatestManifest } from '../manifest/manifest.js';
 import { listAll, type ObjectStore } from '../store/store.js';
@@ -29,9 +28,11 @@ export async function merge(rawInput: MergeStepInput, tuning?: WriterTuning): Pr
     // A concurrent build may already have covered everything this one brings.
     if (base && adding.length === 0) continue;
     const parts = await checkParts(store, plan, planned);
-    const valueType = await partsValueType(store, parts, base?.valueType ?? planned.valueType, planned.name);
-    if (valueType === undefined) throw new IndexFileError(`index ${planned.name}: no parts and no existing version to take the value type from`);
-    const ct = parts[0] ? describeColumnType(planned.column, parts[0].keyType) : await ctFromFiles(store, base?.files);
+    // Every planned index has at least one group, and checkParts requires all of them.
+    const first = parts[0];
+    if (!first) throw new IndexFileError(`index ${planned.name}: the plan of build ${plan.buildId} lists no parts`);
+    const valueType = partsValueType(store, parts, base?.valueType ?? planned.valueType, planned.name);
+    const ct = describeColumnType(planned.column, first.reader.schema.fields[0]!.type);
     const kind = indexKind(planned.type);
     const outDir = `_index/indexes/${planned.name}/${newVersionDir()}`;
     const out = await kind.merge({
@@ -39,7 +40,7 @@ export async function merge(rawInput: MergeStepInput, tuning?: WriterTuning): Pr
       ct,
       params: planned.params,
       column: planned.column,
-      parts: parts.map(({ groupId, key, size }) => ({ groupId, key, size })),
+      parts,
       previous: base?.files,
       keepPartFragment: (id) => !covered.has(id),
       outDir,
@@ -62,9 +63,7 @@ export async function merge(rawInput: MergeStepInput, tuning?: WriterTuning): Pr
 
 interface PartFile {
   groupId: number;
-  key: string;
-  size: number;
-  keyType: import('apache-arrow').DataType;
+  reader: IpcFileReader;
 }
 
 /**
@@ -98,27 +97,20 @@ async function checkParts(store: ObjectStore, plan: Plan, planned: PlannedIndex)
     if (planned.params.rowsPerZone !== undefined && reader.metadata.get(META.rowsPerZone) !== String(planned.params.rowsPerZone)) {
       throw new IndexFileError(`part ${store.describe(key)} has rows_per_zone ${reader.metadata.get(META.rowsPerZone)}, the index has ${planned.params.rowsPerZone}`);
     }
-    parts.push({ groupId, key, size, keyType: reader.schema.fields[0]!.type });
+    parts.push({ groupId, reader });
   }
   return parts;
 }
 
-async function partsValueType(store: ObjectStore, parts: PartFile[], expected: string | undefined, name: string): Promise<string | undefined> {
+/** All parts must hold one value type, the index's own when it already exists. */
+function partsValueType(store: ObjectStore, parts: PartFile[], expected: string | undefined, name: string): string {
   let sig = expected;
   for (const p of parts) {
-    const s = describeColumnType('keys', p.keyType).signature;
-    if (sig !== undefined && s !== sig) throw new ColumnTypeError(`index ${name}: part ${store.describe(p.key)} holds ${s} values, expected ${sig}`);
+    const s = describeColumnType('keys', p.reader.schema.fields[0]!.type).signature;
+    if (sig !== undefined && s !== sig) throw new ColumnTypeError(`index ${name}: part ${store.describe(p.reader.key)} holds ${s} values, expected ${sig}`);
     sig ??= s;
   }
-  return sig;
-}
-
-/** With no parts, the value type comes from the previous version's files. */
-async function ctFromFiles(store: ObjectStore, files: { key: string; size: number }[] | undefined) {
-  const f = files?.[0];
-  if (!f) throw new IndexFileError('cannot determine the index value type: no parts and no previous version');
-  const reader = await IpcFileReader.open(store, f.key, f.size);
-  return describeColumnType('keys', reader.schema.fields[0]!.type);
+  return sig!;
 }
 
 function newVersionDir(): string {

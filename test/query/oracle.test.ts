@@ -17,6 +17,10 @@ import { evaluateOracle } from '../support/oracle.js';
 import { predicateArb } from '../support/predicates.js';
 import { expandRanges, tempDir } from '../support/tmp.js';
 
+/** ORACLE_DEBUG=1 logs each dataset and predicate, and stops at the first failure unshrunk. */
+const DEBUG = !!process.env.ORACLE_DEBUG;
+const debug = (...args: unknown[]) => DEBUG && console.log(...args);
+
 function answerByFragment(ds: GeneratedDataset, r: Awaited<ReturnType<typeof query>>): number[][] {
   const out: number[][] = ds.fragments.map(() => []);
   for (const f of r.fragments) out[f.id] = expandRanges(f.ranges);
@@ -52,12 +56,11 @@ describe('index answers against a brute-force oracle', () => {
           }),
         ),
         async ({ ds, predicates, rowsPerZone, groupRows, split }) => {
-          const t0 = Date.now();
           const root = await buildIncrementally(ds, rowsPerZone, groupRows, split);
-          if (process.env.ORACLE_DEBUG) console.log("build", Date.now() - t0, ds.fragments.map((f) => Object.values(f.rows)[0]?.length), ds.columns);
+          debug('built', ds.columns, ds.fragments.map((f) => Object.values(f.rows)[0]?.length));
           for (const p of predicates) {
             const text = printPredicate(p);
-            if (process.env.ORACLE_DEBUG) console.log("q", text.slice(0, 200));
+            debug('query', text);
             const expected = evaluateOracle(ds, p);
 
             const bitmap = await query(root, text, { use: ['bitmap'] });
@@ -82,7 +85,7 @@ describe('index answers against a brute-force oracle', () => {
           }
         },
       ),
-      { numRuns: Number(process.env.ORACLE_RUNS ?? 25), endOnFailure: !!process.env.ORACLE_DEBUG },
+      { numRuns: Number(process.env.ORACLE_RUNS ?? 25), endOnFailure: DEBUG },
     );
   });
 });
