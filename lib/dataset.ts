@@ -1,10 +1,11 @@
 /**
- * Opening a dataset URI: a local path or `file:///abs/path` today; `s3://bucket/prefix`
- * plugs in through the same ObjectStore contract.
+ * Opening a dataset URI: a local path, `file:///abs/path`, or `s3://bucket/prefix`. Both
+ * kinds sit behind the same ObjectStore contract; nothing past this point knows which.
  */
 import { fileURLToPath } from 'node:url';
 import { UsageError } from './errors.js';
 import { LocalStore } from './store/local.js';
+import { parseS3Uri, S3Store } from './store/s3.js';
 import type { ObjectStore } from './store/store.js';
 
 export interface Dataset {
@@ -12,11 +13,14 @@ export interface Dataset {
   store: ObjectStore;
 }
 
+/**
+ * @example
+ * const { store } = openDataset('s3://sales-data/datasets/2026');
+ * const { store: local } = openDataset('./sample-data');
+ */
 export function openDataset(uri: string): Dataset {
   if (!uri || typeof uri !== 'string') throw new UsageError('a dataset path or URI is required');
-  if (/^s3:\/\//i.test(uri)) {
-    throw new UsageError(`S3 datasets are not supported by this build yet: ${uri} (use a local directory)`);
-  }
+  if (/^s3:\/\//i.test(uri)) return { uri, store: new S3Store(parseS3Uri(uri)) };
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !uri.startsWith('file://')) {
     throw new UsageError(`unsupported dataset URI scheme: ${uri} (expected a local path, file:// or s3://)`);
   }

@@ -67,3 +67,9 @@ export class InvalidPathError extends ScalarIndexError {}
 
 /** A value is too large for the format (a serialized bitmap of 2 GiB or more, …). */
 export class ValueTooLargeError extends ScalarIndexError {}
+
+/**
+ * The object store failed in a way retries did not cure: unreachable endpoint, access
+ * denied, missing bucket, an object that changed while it was being read. Names the object.
+ */
+export class StoreError extends ScalarIndexError {}

@@ -159,6 +159,9 @@ export function formatBytes(n: number): string {
 
 /** Run the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // The SDK warns on every run that its 2027 releases will need Node 22. That is not news to
+  // someone running a query, and it would bury our one-line errors; Lambda runs Node 22.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const program = createProgram();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
   try {
