@@ -11,10 +11,14 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run the CLI in a real child process (for exit codes and races between processes). */
-export function spawnCli(args: string[]): Promise<CliResult> {
+/**
+ * Run the CLI in a real child process (for exit codes and races between processes). With
+ * `env`, the child gets exactly that environment plus PATH and HOME, nothing inherited.
+ */
+export function spawnCli(args: string[], options: { env?: Record<string, string> } = {}): Promise<CliResult> {
+  const env = options.env ? { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env } : process.env;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
