@@ -147,6 +147,9 @@ export class IpcFileReader {
     }
     const reader = new IpcFileReader(store, key, size, footer.schema, blocks);
     reader.reads = reads;
+    // Small files (most zone maps, lookup tables) arrived whole with the tail: serve their
+    // batches from it instead of asking the store again.
+    if (footerStart >= tailStart && blocks.some((b) => b.offset >= tailStart)) reader.tail = { start: tailStart, bytes: tail };
     return reader;
   }
 
@@ -158,13 +161,22 @@ export class IpcFileReader {
     return this.schema.metadata;
   }
 
-  /** Read one record batch with a single ranged read. */
+  /** Bytes already fetched with the footer, kept when they cover record batches. */
+  private tail?: { start: number; bytes: Uint8Array };
+
+  /** Bytes [start, end) of the file: from the kept tail when it covers them, else one read. */
+  private async fetch(start: number, end: number): Promise<Uint8Array> {
+    const t = this.tail;
+    if (t && start >= t.start && end <= t.start + t.bytes.byteLength) return t.bytes.subarray(start - t.start, end - t.start);
+    this.reads++;
+    return this.store.read(this.key, { start, end });
+  }
+
+  /** Read one record batch with a single ranged read (none if the tail read covered it). */
   async readBatch(index: number): Promise<arrow.RecordBatch> {
     const block = this.blocks[index];
     if (!block) throw new IndexFileError(`batch ${index} out of range (${this.blocks.length} batches): ${this.store.describe(this.key)}`);
-    const bytes = await this.store.read(this.key, { start: block.offset, end: block.offset + block.length });
-    this.reads++;
-    return this.decode(bytes, index);
+    return this.decode(await this.fetch(block.offset, block.offset + block.length), index);
   }
 
   /** Every batch in order; consecutive batches are fetched in ranges of up to `rangeBytes`. */
@@ -175,8 +187,7 @@ export class IpcFileReader {
       let j = i + 1;
       while (j < this.blocks.length && this.blocks[j]!.offset + this.blocks[j]!.length - first.offset <= rangeBytes) j++;
       const last = this.blocks[j - 1]!;
-      const bytes = await this.store.read(this.key, { start: first.offset, end: last.offset + last.length });
-      this.reads++;
+      const bytes = await this.fetch(first.offset, last.offset + last.length);
       for (let k = i; k < j; k++) {
         const b = this.blocks[k]!;
         yield this.decode(bytes.subarray(b.offset - first.offset, b.offset - first.offset + b.length), k);
