@@ -1,14 +1,15 @@
 /**
- * Reading fragment files (Arrow IPC file `.arrow`/`.feather`, stream `.arrows`) batch by
- * batch. Index trainers get the raw `arrow.Data` of one column per batch and walk its typed
- * arrays themselves; nothing here creates per-row objects.
+ * Reading fragment files (Arrow IPC file `.arrow`/`.feather`, stream `.arrows`, and Parquet
+ * `.parquet`) batch by batch. Index trainers get the raw `arrow.Data` of one column per batch
+ * and walk its typed arrays themselves; nothing here creates per-row objects.
  */
 import { createHash } from 'node:crypto';
 import * as arrow from 'apache-arrow';
 import { FragmentReadError, MissingColumnError } from '../errors.js';
 import type { ObjectStore } from '../store/store.js';
+import { decodeParquet, hasParquetMagic } from './parquet.js';
 
-export const FRAGMENT_EXTENSIONS = ['.arrow', '.arrows', '.feather'] as const;
+export const FRAGMENT_EXTENSIONS = ['.arrow', '.arrows', '.feather', '.parquet'] as const;
 
 export function isFragmentKey(key: string): boolean {
   return FRAGMENT_EXTENSIONS.some((ext) => key.toLowerCase().endsWith(ext));
@@ -44,8 +45,23 @@ export async function loadFragment(store: ObjectStore, key: string): Promise<Loa
   return decodeFragment(key, where, bytes);
 }
 
+/**
+ * Decode a whole fragment held in memory. The format comes from the content (Parquet's `PAR1`
+ * magic) and the name: a `.parquet` key must hold Parquet, anything else is read as Arrow IPC.
+ *
+ * @throws FragmentReadError naming `where` when the bytes are not a readable fragment
+ */
 export function decodeFragment(key: string, where: string, bytes: Uint8Array): LoadedFragment {
   const fail = (why: string, cause?: unknown) => new FragmentReadError(`corrupt or truncated fragment ${where}: ${why}`, { cause });
+  if (hasParquetMagic(bytes) || key.toLowerCase().endsWith('.parquet')) {
+    const { schema, batches, decodedBytes } = decodeParquet(where, bytes);
+    try {
+      for (const batch of batches) checkBatch(batch, decodedBytes);
+    } catch (err) {
+      throw fail((err as Error).message ?? String(err), err);
+    }
+    return loaded(key, bytes, schema, batches);
+  }
   const isFileFormat = bytes.byteLength >= 6 && String.fromCharCode(...bytes.subarray(0, 6)) === 'ARROW1';
   if (isFileFormat) {
     if (bytes.byteLength < 22 || String.fromCharCode(...bytes.subarray(bytes.byteLength - 6)) !== 'ARROW1') {
@@ -70,16 +86,23 @@ export function decodeFragment(key: string, where: string, bytes: Uint8Array): L
     if (err instanceof FragmentReadError) throw err;
     throw fail((err as Error).message ?? String(err), err);
   }
+  return loaded(key, bytes, schema, batches);
+}
+
+function loaded(key: string, bytes: Uint8Array, schema: arrow.Schema, batches: arrow.RecordBatch[]): LoadedFragment {
   const rows = batches.reduce((n, b) => n + b.numRows, 0);
   return { key, size: bytes.byteLength, fingerprint: fingerprintBytes(bytes), schema, batches, rows };
 }
 
-/** Arrow JS trusts buffer lengths; check them so a damaged file fails here, not later. */
-function checkBatch(batch: arrow.RecordBatch, fileSize: number): void {
-  for (const child of batch.data.children) checkData(child, batch.numRows, fileSize);
+/**
+ * Arrow JS trusts buffer lengths; check them so a damaged file fails here, not later.
+ * `bufferBytes` bounds every value offset: the size of the buffer the batch's data lives in.
+ */
+function checkBatch(batch: arrow.RecordBatch, bufferBytes: number): void {
+  for (const child of batch.data.children) checkData(child, batch.numRows, bufferBytes);
 }
 
-function checkData(data: arrow.Data, expectedLength: number, fileSize: number): void {
+function checkData(data: arrow.Data, expectedLength: number, bufferBytes: number): void {
   if (data.length !== expectedLength) throw new Error(`column length ${data.length} != batch length ${expectedLength}`);
   const v = data.values as ArrayLike<unknown> | undefined;
   const offsets = data.valueOffsets as Int32Array | BigInt64Array | undefined;
@@ -87,7 +110,7 @@ function checkData(data: arrow.Data, expectedLength: number, fileSize: number): 
     if (offsets.length < data.offset + data.length + 1) throw new Error('offsets buffer too short');
     const last = Number(offsets[data.offset + data.length]!);
     const first = Number(offsets[data.offset]!);
-    if (first < 0 || last < first || (v && last > v.length) || last > fileSize) throw new Error('value offsets out of bounds');
+    if (first < 0 || last < first || (v && last > v.length) || last > bufferBytes) throw new Error('value offsets out of bounds');
   } else if (v && isFixedWidth(data.type) && v.length < data.offset + data.length) {
     throw new Error('values buffer too short');
   }

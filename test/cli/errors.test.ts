@@ -117,7 +117,7 @@ describe('bad input is refused with a clear error and nothing committed', () => 
     const root = tempDir('ssi-err-');
     const r = await runCli(['build', path.join(root, 'nope'), '--index', 'x:bitmap', '--json', '--quiet']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/no fragment files \(\.arrow, \.arrows, \.feather\) under .*nope\/data/);
+    expect(r.stderr).toMatch(/no fragment files \(\.arrow, \.arrows, \.feather, \.parquet\) under .*nope\/data/);
     expect(fs.existsSync(path.join(root, 'nope'))).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Random datasets for property tests, and the Arrow fragment files that hold them.
+ * Random datasets for property tests, and the Arrow and Parquet fragment files that hold them.
  *
  * The generators lean hard on the values that break indexes: nulls, NaNs with odd payloads,
  * signed zeros, infinities, integer extremes (incl. the 64-bit ones, which JS numbers cannot
@@ -13,6 +13,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import fc from 'fast-check';
+import { Compression, Table as WasmTable, writeParquet, WriterPropertiesBuilder } from 'parquet-wasm/node';
 
 export type ColumnType =
   | 'int8'
@@ -57,7 +58,18 @@ export const ALL_COLUMN_TYPES: readonly ColumnType[] = [
   'timestamp_us_utc',
 ];
 
-export type FragmentFormat = 'file' | 'stream' | 'feather';
+/**
+ * Arrow IPC file, stream and feather, or Parquet. Every ColumnType round-trips through Parquet
+ * exactly (NaN payloads, -0, 64-bit extremes, float16, date64, zones, large and dictionary
+ * strings): parquet-wasm stores the Arrow schema in the file and restores types from it.
+ */
+export type FragmentFormat = 'file' | 'stream' | 'feather' | 'parquet';
+
+export const ARROW_FORMATS: readonly FragmentFormat[] = ['file', 'stream', 'feather'];
+
+export type ParquetCompression = 'snappy' | 'zstd' | 'uncompressed';
+
+export const PARQUET_COMPRESSIONS: readonly ParquetCompression[] = ['snappy', 'zstd', 'uncompressed'];
 
 export interface ColumnSpec {
   name: string;
@@ -67,8 +79,13 @@ export interface ColumnSpec {
 export interface FragmentSpec {
   name: string;
   rows: Record<string, unknown[]>;
+  /** Rows per Arrow record batch; for Parquet, rows per row group. */
   batchRows: number;
   format: FragmentFormat;
+  /** Parquet only (default snappy). */
+  compression?: ParquetCompression;
+  /** Parquet only: dictionary-encode pages (default true). */
+  dictionary?: boolean;
 }
 
 export interface GeneratedDataset {
@@ -456,10 +473,16 @@ export interface DatasetArbOptions {
   maxFragments?: number;
   maxRows?: number;
   types?: readonly ColumnType[];
+  /** Formats fragments are drawn from (default: the three Arrow ones). */
+  formats?: readonly FragmentFormat[];
 }
 
 export function datasetArb(options: DatasetArbOptions = {}): fc.Arbitrary<GeneratedDataset> {
-  const { minFragments = 12, maxFragments = 16, maxRows = 60, types = ALL_COLUMN_TYPES } = options;
+  const { minFragments = 12, maxFragments = 16, maxRows = 60, types = ALL_COLUMN_TYPES, formats = ARROW_FORMATS } = options;
+  // Drawn only when Parquet is possible, so Arrow-only datasets for a given seed stay the same.
+  const parquetArbs: { compression?: fc.Arbitrary<ParquetCompression>; dictionary?: fc.Arbitrary<boolean> } = formats.includes('parquet')
+    ? { compression: fc.constantFrom(...PARQUET_COMPRESSIONS), dictionary: fc.boolean() }
+    : {};
   const columnsArb = fc.array(fc.constantFrom(...types), { minLength: 1, maxLength: 4 }).map((ts) => ts.map((type, i): ColumnSpec => ({ name: `c${i}_${type}`, type })));
   return columnsArb.chain((columns) =>
     fc.tuple(...columns.map((c) => columnPoolArb(c.type))).chain((valueArbs) => {
@@ -468,13 +491,14 @@ export function datasetArb(options: DatasetArbOptions = {}): fc.Arbitrary<Genera
           // Empty fragments are common in practice (a writer that flushed nothing), so weight them.
           rowCount: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 6, arbitrary: fc.integer({ min: 1, max: maxRows }) }),
           batchRows: fc.integer({ min: 1, max: Math.max(1, maxRows) }),
-          format: fc.constantFrom<FragmentFormat>('file', 'stream', 'feather'),
+          format: fc.constantFrom<FragmentFormat>(...formats),
+          ...parquetArbs,
         })
-        .chain(({ rowCount, batchRows, format }) =>
+        .chain(({ rowCount, batchRows, format, compression, dictionary }) =>
           fc.tuple(...valueArbs.map((arb) => fc.array(arb, { minLength: rowCount, maxLength: rowCount }))).map((cols) => {
             const rows: Record<string, unknown[]> = {};
             columns.forEach((c, i) => (rows[c.name] = cols[i]!));
-            return { rows, batchRows, format };
+            return format === 'parquet' ? { rows, batchRows, format, compression, dictionary } : { rows, batchRows, format };
           }),
         );
       return fc.array(fragmentArb, { minLength: minFragments, maxLength: maxFragments }).map(
@@ -488,7 +512,7 @@ export function datasetArb(options: DatasetArbOptions = {}): fc.Arbitrary<Genera
 }
 
 export function extension(format: FragmentFormat): string {
-  return format === 'stream' ? '.arrows' : format === 'feather' ? '.feather' : '.arrow';
+  return format === 'stream' ? '.arrows' : format === 'feather' ? '.feather' : format === 'parquet' ? '.parquet' : '.arrow';
 }
 
 export function fragmentRowCount(columns: readonly ColumnSpec[], rows: Record<string, unknown[]>): number {
@@ -601,11 +625,22 @@ function buildDictionary(values: readonly unknown[]): DictionaryInfo {
 }
 
 export interface WriteFragmentOptions {
+  /** Rows per Arrow record batch; for Parquet, rows per row group. */
   batchRows: number;
   format: FragmentFormat;
+  /** Parquet codec (default snappy). */
+  compression?: ParquetCompression;
+  /** Parquet dictionary encoding (default on, as in most writers). */
+  dictionary?: boolean;
+  /**
+   * Parquet data page size limit in bytes (default 64, so that even a few dozen plain-encoded
+   * rows span several pages). Dictionary-encoded pages hold only small codes and mostly stay
+   * one page per row group.
+   */
+  pageBytes?: number;
 }
 
-/** The IPC bytes of one fragment. */
+/** The bytes of one fragment: Arrow IPC, or Parquet converted from that Arrow data. */
 export function fragmentBytes(columns: readonly ColumnSpec[], rows: Record<string, unknown[]>, options: WriteFragmentOptions): Uint8Array {
   const types = columns.map((c) => arrowType(c.type));
   const fields = columns.map((c, i) => new arrow.Field(c.name, types[i]!, true));
@@ -626,7 +661,26 @@ export function fragmentBytes(columns: readonly ColumnSpec[], rows: Record<strin
   // Both shapes of empty file exist in the wild: no batches at all, or one zero-row batch.
   if (n === 0 && batchRows % 2 === 1) makeBatch(0, 0);
   const table = new arrow.Table(schema, batches);
+  if (options.format === 'parquet') return arrowToParquet(arrow.tableToIPC(table, 'stream'), options);
   return arrow.tableToIPC(table, options.format === 'stream' ? 'stream' : 'file');
+}
+
+const CODECS: Record<ParquetCompression, Compression> = {
+  snappy: Compression.SNAPPY,
+  zstd: Compression.ZSTD,
+  uncompressed: Compression.UNCOMPRESSED,
+};
+
+/** Parquet bytes of an Arrow IPC stream, written by parquet-wasm (arrow-rs). */
+function arrowToParquet(ipcStream: Uint8Array, options: WriteFragmentOptions): Uint8Array {
+  const props = new WriterPropertiesBuilder()
+    .setCompression(CODECS[options.compression ?? 'snappy'])
+    .setMaxRowGroupSize(Math.max(1, options.batchRows))
+    .setDataPageSizeLimit(options.pageBytes ?? 64)
+    .setDictionaryEnabled(options.dictionary ?? true)
+    .build();
+  // Both calls consume (and so free) their wasm-side arguments.
+  return writeParquet(WasmTable.fromIPCStream(ipcStream), props);
 }
 
 export async function writeFragment(path: string, columns: readonly ColumnSpec[], rows: Record<string, unknown[]>, options: WriteFragmentOptions): Promise<void> {
@@ -634,12 +688,22 @@ export async function writeFragment(path: string, columns: readonly ColumnSpec[]
   await writeFile(path, fragmentBytes(columns, rows, options));
 }
 
-/** Write every fragment under `<root>/data/`; returns their dataset-relative paths in order. */
-export async function writeDataset(root: string, ds: GeneratedDataset): Promise<string[]> {
+/** Where writeDataset can put fragments besides a directory: an object store, say. */
+export interface FragmentSink {
+  put(key: string, bytes: Uint8Array): Promise<unknown>;
+}
+
+/**
+ * Write every fragment under `data/` of a directory, or to a sink as keys `data/<name>`;
+ * returns their dataset-relative paths in order.
+ */
+export async function writeDataset(root: string | FragmentSink, ds: GeneratedDataset): Promise<string[]> {
   const paths: string[] = [];
   for (const f of ds.fragments) {
     const rel = `data/${f.name}`;
-    await writeFragment(join(root, rel), ds.columns, f.rows, { batchRows: f.batchRows, format: f.format });
+    const options: WriteFragmentOptions = { batchRows: f.batchRows, format: f.format, compression: f.compression, dictionary: f.dictionary };
+    if (typeof root === 'string') await writeFragment(join(root, rel), ds.columns, f.rows, options);
+    else await root.put(rel, fragmentBytes(ds.columns, f.rows, options));
     paths.push(rel);
   }
   return paths;

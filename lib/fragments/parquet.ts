@@ -1,0 +1,139 @@
+/**
+ * Parquet fragments. parquet-wasm (arrow-rs compiled to WebAssembly) decodes the whole file
+ * into Arrow and hands it over as one IPC stream, which apache-arrow reads into the same
+ * `Schema` + `RecordBatch[]` shape an Arrow IPC fragment has, so index trainers never know
+ * which format a fragment was. hyparquet (pure JS) reads footers alone, over ranged reads.
+ *
+ * What comes out, measured with parquet-wasm 0.8.0:
+ * - Files written from Arrow carry the Arrow schema (`ARROW:schema`) and every indexable type
+ *   comes back as it went in: LargeUtf8, Dictionary, Float16, Date64, Timestamp zones, NaN
+ *   payloads and -0.0 included.
+ * - Files without that hint get the Parquet logical type's default: LargeUtf8 and dictionaries
+ *   read as Utf8, and Date64 (plain INT64 in Parquet) reads as Int64.
+ * - Utf8View/BinaryView never come out, even when the hint asks for them: strings read as
+ *   Utf8/Binary. Should a later version return them, describeColumnType refuses the column
+ *   with a ColumnTypeError naming the type, rather than anything misreading it.
+ */
+import * as arrow from 'apache-arrow';
+import { parquetMetadataAsync, parquetSchema, type AsyncBuffer } from 'hyparquet';
+import { readParquet } from 'parquet-wasm/node';
+import { FragmentReadError } from '../errors.js';
+
+/**
+ * Rows per decoded batch. arrow-rs defaults to 1024, which made a 1M-row int32+utf8 file
+ * 2–4× slower to decode here: per-batch overhead in wasm, in the IPC hand-over and in
+ * apache-arrow dominates at that size.
+ */
+export const PARQUET_BATCH_ROWS = 65_536;
+
+/** Bytes fetched from the end of a file to find its footer; most footers fit in one read. */
+const FOOTER_FETCH_BYTES = 64 * 1024;
+
+const MAGIC = [0x50, 0x41, 0x52, 0x31]; // "PAR1"
+
+/** True when `bytes` starts with the Parquet magic `PAR1`. */
+export function hasParquetMagic(bytes: Uint8Array): boolean {
+  return bytes.byteLength >= 4 && MAGIC.every((b, i) => bytes[i] === b);
+}
+
+export interface DecodedParquet {
+  schema: arrow.Schema;
+  batches: arrow.RecordBatch[];
+  /**
+   * Size of the decoded Arrow buffer the batches are views into: the bound for their buffer
+   * offsets (decoded data can be far larger than the compressed file).
+   */
+  decodedBytes: number;
+}
+
+/**
+ * Decode a whole Parquet file into Arrow.
+ *
+ * @param where - how to name the file in errors (a path or URI)
+ * @param bytes - the entire file
+ * @param batchRows - rows per batch; only tests should need anything but the default
+ * @throws FragmentReadError on any failure (truncated file, bad magic, corrupt page,
+ *   unsupported codec…), as one line naming `where` and giving parquet-wasm's reason
+ */
+export function decodeParquet(where: string, bytes: Uint8Array, batchRows = PARQUET_BATCH_ROWS): DecodedParquet {
+  const fail = (why: string, cause?: unknown) => new FragmentReadError(`corrupt or truncated fragment ${where}: ${why}`, { cause });
+  if (!hasParquetMagic(bytes)) throw fail('not a Parquet file (no PAR1 magic at the start)');
+  // Checked here because parquet-wasm's own words for a cut-off file vary with where it was cut.
+  if (bytes.byteLength < 12 || !MAGIC.every((b, i) => bytes[bytes.byteLength - 4 + i] === b)) {
+    throw fail('missing Parquet footer (no PAR1 magic at the end; truncated?)');
+  }
+  let ipc: Uint8Array;
+  try {
+    // intoIPCStream consumes the wasm table, freeing its memory; readParquet frees its copy of
+    // the input. Nothing else here holds wasm memory, so there is nothing to free().
+    ipc = readParquet(bytes, { batchSize: batchRows }).intoIPCStream();
+  } catch (err) {
+    throw fail(wasmReason(err), err);
+  }
+  try {
+    const reader = arrow.RecordBatchReader.from(ipc);
+    reader.open();
+    const schema = reader.schema;
+    if (!schema) throw new Error('no schema');
+    const batches = [...reader];
+    return { schema, batches, decodedBytes: ipc.byteLength };
+  } catch (err) {
+    throw fail(`cannot read parquet-wasm's Arrow output: ${oneLine(String((err as Error)?.message ?? err))}`, err);
+  }
+}
+
+/** parquet-wasm's reason as one short line; a Rust panic surfaces as a bare wasm trap. */
+function wasmReason(err: unknown): string {
+  // WebAssembly.RuntimeError, which @types/node does not declare as a value.
+  if (err instanceof Error && err.name === 'RuntimeError') return `the Parquet decoder crashed (${err.message}); the file is most likely corrupt`;
+  return oneLine(String((err as Error)?.message ?? err));
+}
+
+function oneLine(s: string, max = 300): string {
+  const t = s.replace(/\s+/g, ' ').trim();
+  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+}
+
+export interface ParquetFooter {
+  rows: number;
+  /** Top-level column names, in file order. */
+  columns: string[];
+}
+
+/**
+ * Read only a Parquet file's footer: its row count and top-level column names. Takes one
+ * ranged read for footers up to about 64 KiB, two for larger ones.
+ *
+ * @param read - fetches bytes [start, end) of the file
+ * @param size - the file's size in bytes (from a HEAD or a listing)
+ * @param where - how to name the file in errors
+ * @throws FragmentReadError when the footer is missing or malformed; errors from `read`
+ *   itself propagate unchanged
+ */
+export async function readParquetFooter(read: (start: number, end: number) => Promise<Uint8Array>, size: number, where = 'Parquet file'): Promise<ParquetFooter> {
+  const readErrors = new WeakSet<object>();
+  const buffer: AsyncBuffer = {
+    byteLength: size,
+    async slice(start, end = size) {
+      try {
+        const bytes = await read(start, end);
+        // hyparquet wants ArrayBuffers; copy only when the view does not cover its buffer.
+        return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+          ? (bytes.buffer as ArrayBuffer)
+          : (bytes.slice().buffer as ArrayBuffer);
+      } catch (err) {
+        if (typeof err === 'object' && err !== null) readErrors.add(err);
+        throw err;
+      }
+    },
+  };
+  try {
+    if (size < 12) throw new Error(`${size} bytes is too small for a Parquet file`);
+    const metadata = await parquetMetadataAsync(buffer, { initialFetchSize: FOOTER_FETCH_BYTES, geoparquet: false });
+    const columns = parquetSchema(metadata).children.map((c) => c.element.name);
+    return { rows: Number(metadata.num_rows), columns };
+  } catch (err) {
+    if (typeof err === 'object' && err !== null && readErrors.has(err)) throw err;
+    throw new FragmentReadError(`corrupt or truncated fragment ${where}: ${oneLine(String((err as Error)?.message ?? err))}`, { cause: err });
+  }
+}
