@@ -81,7 +81,7 @@ export function createProgram(): Command {
     .option('--index <column:type>', `index to create or update; type is ${INDEX_TYPES.join(' or ')} (repeatable; default: every index already defined)`, indexSpec)
     .option('--rows-per-zone <n>', 'rows per zone for new zone-map indexes (default 8192)', positiveInt('--rows-per-zone'))
     .option('--group-rows <n>', 'rows per fragment group, the unit of parallel work (default 4194304)', positiveInt('--group-rows'))
-    .option('--concurrency <n>', 'fragment groups built at once (default 2)', positiveInt('--concurrency'))
+    .option('--concurrency <n>', 'fragment groups built at once, in worker threads (default: one per core)', positiveInt('--concurrency'))
     .option('--json', 'print a JSON summary on stdout')
     .addOption(new Option('--quiet', 'no progress on stderr'))
     .action(async (dataset: string, opts: { index?: IndexRequest[]; rowsPerZone?: number; groupRows?: number; concurrency?: number; json?: boolean; quiet?: boolean }) => {

@@ -1,24 +1,26 @@
 /**
- * A whole build in one process: plan → build parts (several at once) → merge → commit, the
- * same four steps the Step Functions workflow runs as Lambdas.
+ * A whole build on this machine: the shared state machine definition run by the local
+ * engine (plan → build parts on every core → merge and commit), the same steps and the same
+ * definition Step Functions runs with Lambdas.
  */
+import os from 'node:os';
 import { openDataset } from '../dataset.js';
 import type { WriterTuning } from '../indexes/kind.js';
 import { loadLatestManifest } from '../manifest/manifest.js';
-import { buildPart } from './build-part.js';
-import { commit } from './commit.js';
-import { merge } from './merge.js';
-import { plan, type Progress } from './plan.js';
+import { runLocalWorkflow, type LocalRunOptions } from './local-engine.js';
+import type { Progress } from './plan.js';
 import type { IndexRequest } from './types.js';
 
 export interface BuildOptions {
   dataset: string;
   indexes?: IndexRequest[];
   groupRows?: number;
-  /** Parts built at once. */
+  /** Parts built at once (default: one per core). */
   concurrency?: number;
   progress?: Progress;
   tuning?: WriterTuning;
+  /** Replace workflow steps (fault injection in tests). */
+  overrideStep?: LocalRunOptions['overrideStep'];
 }
 
 /** The `build --json` summary (contract.md). */
@@ -30,32 +32,42 @@ export interface BuildSummary {
   changed: boolean;
 }
 
+/**
+ * @example
+ * const summary = await build({ dataset: 's3://sales-data/datasets/2026', indexes: [{ column: 'region', type: 'bitmap' }] });
+ */
 export async function build(options: BuildOptions): Promise<BuildSummary> {
   const progress = options.progress ?? (() => {});
-  const planned = await plan({ dataset: options.dataset, indexes: options.indexes, groupRows: options.groupRows }, progress);
-  if (planned.hasWork) {
-    const queue = [...planned.groupIds];
-    let done = 0;
-    progress({ step: 'parts', done, total: queue.length });
-    const worker = async () => {
-      for (let g = queue.shift(); g !== undefined; g = queue.shift()) {
-        await buildPart({ dataset: options.dataset, buildId: planned.buildId, groupId: g }, options.tuning);
-        progress({ step: 'parts', done: ++done, total: planned.groupCount });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 2) }, worker));
-    progress({ step: 'merge' });
-    const merged = await merge({ dataset: options.dataset, buildId: planned.buildId }, options.tuning);
-    progress({ step: 'commit' });
-    await commit(merged, options.tuning);
-  }
+  const concurrency = Math.max(1, options.concurrency ?? os.availableParallelism());
+  let parts = 0;
+  let groups = 0;
+  const result = await runLocalWorkflow(
+    { dataset: options.dataset, indexes: options.indexes, groupRows: options.groupRows },
+    {
+      concurrency,
+      minGroups: 2 * concurrency,
+      tuning: options.tuning,
+      progress,
+      overrideStep: options.overrideStep,
+      onStep: (e) => {
+        if (e.step === 'Plan') {
+          groups = e.output.groupCount;
+          if (e.output.hasWork) progress({ step: 'parts', done: 0, total: groups });
+        } else {
+          progress({ step: 'parts', done: ++parts, total: groups });
+          if (parts === groups) progress({ step: 'merge and commit' });
+        }
+      },
+    },
+  );
   const { store } = openDataset(options.dataset);
   const manifest = await loadLatestManifest(store);
   const wanted = options.indexes?.length ? new Set(options.indexes.map((r) => `${r.column}_${r.type}`)) : undefined;
+  const hasWork = result.kind === 'committed';
   return {
     version: manifest.version,
-    fragmentsAdded: planned.fragmentsAdded,
-    changed: planned.hasWork || planned.fragmentsAdded > 0,
+    fragmentsAdded: result.plan.fragmentsAdded,
+    changed: hasWork || result.plan.fragmentsAdded > 0,
     indexes: manifest.indexes
       .filter((e) => !wanted || wanted.has(e.name))
       .map((e) => ({ name: e.name, column: e.column, type: e.type, fragmentsCovered: e.fragmentIds.length, bytes: e.files.reduce((n, f) => n + f.size, 0) })),

@@ -15,6 +15,8 @@ import { itemsKey, planKey, PlanInputSchema, type Plan, type PlanGroup, type Pla
 
 /** About 4M rows: a group's codes, offsets and serialized bitmaps stay well under 2 GB. */
 export const DEFAULT_GROUP_ROWS = 4 * 1024 * 1024;
+/** Smallest group the automatic split makes: below this a worker costs more than it saves. */
+const MIN_AUTO_GROUP_ROWS = 256 * 1024;
 
 export interface Progress {
   (event: { step: string; done?: number; total?: number; detail?: string }): void;
@@ -27,7 +29,7 @@ export function indexName(column: string, type: string): string {
 export async function plan(rawInput: PlanInput, progress: Progress = () => {}): Promise<PlanOutput> {
   const input = PlanInputSchema.parse(rawInput);
   const { store } = openDataset(input.dataset);
-  const groupRows = input.groupRows ?? DEFAULT_GROUP_ROWS;
+  const requestedGroupRows = input.groupRows ?? DEFAULT_GROUP_ROWS;
   const buildId = input.buildId ?? newBuildId();
 
   const requested = normalizeRequests(input.indexes ?? []);
@@ -114,7 +116,14 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
     });
   }
 
-  // Pack needed fragments, in id order, into groups of about groupRows rows.
+  // Pack needed fragments, in id order, into groups of about groupRows rows. Without an
+  // explicit size, spread the work over at least `minGroups` groups (the local engine asks
+  // for two per core) as long as groups stay big enough to be worth a worker.
+  let groupRows = requestedGroupRows;
+  if (input.groupRows === undefined && input.minGroups) {
+    const neededRows = [...needed].reduce((n, id) => n + fragmentById.get(id)!.rows, 0);
+    groupRows = Math.min(groupRows, Math.max(MIN_AUTO_GROUP_ROWS, Math.ceil(neededRows / input.minGroups)));
+  }
   const groups: PlanGroup[] = [];
   for (const id of [...needed].sort((a, b) => a - b)) {
     const f = fragmentById.get(id)!;

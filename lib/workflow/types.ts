@@ -16,6 +16,8 @@ export const PlanInputSchema = z.object({
   dataset: z.string().min(1),
   indexes: z.array(IndexRequestSchema).optional(),
   groupRows: z.number().int().positive().optional(),
+  /** When groupRows is not given: split into at least this many groups if rows allow. */
+  minGroups: z.number().int().positive().optional(),
   buildId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
 });
 export type PlanInput = z.infer<typeof PlanInputSchema>;

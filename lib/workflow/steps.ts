@@ -1,0 +1,95 @@
+/**
+ * The workflow's three task steps, exactly as the state machine runs them: the Lambda
+ * handlers in `functions/` and the local engine both call these, so the two engines differ
+ * only in who invokes them. Inputs are validated here; outputs stay small (the 256 KiB
+ * Step Functions payload limit), with bulky data left in the store.
+ */
+import { z } from 'zod';
+import { UsageError } from '../errors.js';
+import type { WriterTuning } from '../indexes/kind.js';
+import { parseS3Uri } from '../store/s3.js';
+import { buildPart } from './build-part.js';
+import { commit } from './commit.js';
+import { merge } from './merge.js';
+import { plan, type Progress } from './plan.js';
+import { BuildPartInputSchema, IndexRequestSchema, type BuildPartOutput, type CommitOutput } from './types.js';
+
+/** Settings a deployment fixes (Lambda environment, CLI flags), not the execution input. */
+export interface StepSettings {
+  /** Rows per fragment group, i.e. per build-part invocation. */
+  groupRows?: number;
+  /** Distributed Map concurrency the plan step hands to the state machine. */
+  maxConcurrency?: number;
+  /** Without a group size, split new rows into at least this many groups (local engine). */
+  minGroups?: number;
+  tuning?: WriterTuning;
+  progress?: Progress;
+}
+
+export const DEFAULT_MAX_CONCURRENCY = 40;
+
+/** The state machine input (contract.md): what a person types in the console. */
+export const WorkflowInputSchema = z.object({
+  dataset: z.string().min(1, 'dataset must not be empty'),
+  indexes: z.array(IndexRequestSchema).optional(),
+  groupRows: z.number().int().positive().optional(),
+});
+export type WorkflowInput = z.infer<typeof WorkflowInputSchema>;
+
+/** What the plan task returns to the state machine. */
+export interface PlanStepOutput {
+  dataset: string;
+  buildId: string;
+  hasWork: boolean;
+  groupCount: number;
+  fragmentsAdded: number;
+  baseVersion: number;
+  maxConcurrency: number;
+  /** The Distributed Map's ItemReader source: the group list in S3 (null for a local dataset). */
+  items: { bucket: string; key: string } | null;
+  /** The group list's dataset-relative key (what the local engine reads). */
+  itemsKey: string;
+}
+
+export const MergeStepInputSchema = z.object({ dataset: z.string().min(1), buildId: z.string().min(1) });
+
+/** Parse with a one-line error that names the step and the offending field. */
+export function parseInput<T>(schema: z.ZodType<T>, input: unknown, step: string): T {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const at = issue.path.length ? issue.path.join('.') : '(input)';
+  throw new UsageError(`invalid ${step} input: ${at}: ${issue.message}`);
+}
+
+export async function planStep(input: unknown, settings: StepSettings = {}): Promise<PlanStepOutput> {
+  const { dataset, indexes, groupRows } = parseInput(WorkflowInputSchema, input, 'workflow');
+  const out = await plan({ dataset, indexes, groupRows: groupRows ?? settings.groupRows, minGroups: settings.minGroups }, settings.progress);
+  let items: PlanStepOutput['items'] = null;
+  if (/^s3:\/\//i.test(dataset)) {
+    const { bucket, prefix } = parseS3Uri(dataset);
+    items = { bucket, key: prefix ? `${prefix}/${out.itemsKey}` : out.itemsKey };
+  }
+  return {
+    dataset,
+    buildId: out.buildId,
+    hasWork: out.hasWork,
+    groupCount: out.groupCount,
+    fragmentsAdded: out.fragmentsAdded,
+    baseVersion: out.baseVersion,
+    maxConcurrency: Math.max(1, Math.min(10_000, settings.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY)),
+    items,
+    itemsKey: out.itemsKey,
+  };
+}
+
+export async function buildPartStep(input: unknown, settings: StepSettings = {}): Promise<BuildPartOutput> {
+  return buildPart(parseInput(BuildPartInputSchema, input, 'build-part'), settings.tuning);
+}
+
+/** Merge every part into new index files and commit them (rebasing if another build won). */
+export async function mergeAndCommitStep(input: unknown, settings: StepSettings = {}): Promise<CommitOutput> {
+  const { dataset, buildId } = parseInput(MergeStepInputSchema, input, 'merge');
+  const merged = await merge({ dataset, buildId }, settings.tuning);
+  return commit(merged, settings.tuning);
+}
