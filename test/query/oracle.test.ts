@@ -7,12 +7,14 @@
  * - combined answers (both kinds, AND/OR/NOT) are exact-and-equal or a superset.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { query } from '../../lib/query/evaluate.js';
 import { printPredicate } from '../../lib/query/print.js';
 import { build } from '../../lib/workflow/build.js';
 import type { IndexRequest } from '../../lib/workflow/types.js';
-import { datasetArb, writeDataset, type GeneratedDataset } from '../support/dataset.js';
+import { S3Store } from '../../lib/store/s3.js';
+import { ARROW_FORMATS, datasetArb, writeDataset, type FragmentFormat, type FragmentSink, type GeneratedDataset } from '../support/dataset.js';
+import { startS3Server, type S3TestServer } from '../support/s3-server.js';
 import { evaluateOracle } from '../support/oracle.js';
 import { predicateArb } from '../support/predicates.js';
 import { expandRanges, tempDir } from '../support/tmp.js';
@@ -27,26 +29,66 @@ function answerByFragment(ds: GeneratedDataset, r: Awaited<ReturnType<typeof que
   return out;
 }
 
-async function buildIncrementally(ds: GeneratedDataset, rowsPerZone: number, groupRows: number, split: number): Promise<string> {
-  const root = tempDir('ssi-oracle-');
+/** Where a run's dataset lives: a local directory or a prefix on the S3 test server. */
+interface Target {
+  dataset: string;
+  sink: string | FragmentSink;
+}
+
+async function buildIncrementally(target: Target, ds: GeneratedDataset, rowsPerZone: number, groupRows: number, split: number): Promise<string> {
+  const root = target.dataset;
   const indexes: IndexRequest[] = ds.columns.flatMap((c) => [
     { column: c.name, type: 'bitmap' as const },
     { column: c.name, type: 'zonemap' as const, rowsPerZone },
   ]);
   // First increment: the first `split` fragments; fragment ids follow path order.
   const first = { ...ds, fragments: ds.fragments.slice(0, split) };
-  await writeDataset(root, first);
+  await writeDataset(target.sink, first);
   await build({ dataset: root, indexes, groupRows, tuning: { batchKeys: 3, batchBytes: 256 } });
-  await writeDataset(root, { ...ds, fragments: ds.fragments.slice(split) });
+  await writeDataset(target.sink, { ...ds, fragments: ds.fragments.slice(split) });
   await build({ dataset: root, groupRows, tuning: { batchKeys: 3, batchBytes: 256 } });
   return root;
 }
 
-describe('index answers against a brute-force oracle', () => {
+let server: S3TestServer | undefined;
+let runs = 0;
+const savedEnv = { ...process.env };
+afterAll(async () => {
+  process.env = savedEnv;
+  await server?.stop();
+});
+
+/**
+ * The same property on each store and fragment format. The S3 variant runs fewer cases: each
+ * one costs a few hundred requests to s3rver.
+ */
+const variants: { name: string; formats: readonly FragmentFormat[]; runs: number; s3: boolean }[] = [
+  { name: 'local directory, Arrow fragments', formats: ARROW_FORMATS, runs: Number(process.env.ORACLE_RUNS ?? 25), s3: false },
+  { name: 'local directory, Parquet fragments', formats: ['parquet'], runs: Math.ceil(Number(process.env.ORACLE_RUNS ?? 25) / 3), s3: false },
+  { name: 'S3 (s3rver), mixed Arrow and Parquet fragments', formats: [...ARROW_FORMATS, 'parquet'], runs: Math.ceil(Number(process.env.ORACLE_RUNS ?? 25) / 3), s3: true },
+];
+
+describe.each(variants)('index answers against a brute-force oracle: $name', ({ formats, runs: numRuns, s3 }) => {
+  beforeAll(async () => {
+    if (!s3 || server) return;
+    server = await startS3Server({ buckets: ['oracle'] });
+    // build() and query() take S3 settings from the environment, as the CLI does.
+    Object.assign(process.env, server.env);
+  });
+
+  const target = (): Target => {
+    if (!s3) {
+      const dir = tempDir('ssi-oracle-');
+      return { dataset: dir, sink: dir };
+    }
+    const prefix = `run-${runs++}`;
+    return { dataset: `s3://oracle/${prefix}`, sink: new S3Store({ bucket: 'oracle', prefix }) };
+  };
+
   it('bitmap answers are exact, zone-map answers are supersets, combined answers are correct', async () => {
     await fc.assert(
       fc.asyncProperty(
-        datasetArb({ minFragments: 12, maxFragments: 14, maxRows: 40 }).chain((ds) =>
+        datasetArb({ minFragments: 12, maxFragments: 14, maxRows: 40, formats }).chain((ds) =>
           fc.record({
             ds: fc.constant(ds),
             predicates: fc.array(predicateArb(ds), { minLength: 6, maxLength: 6 }),
@@ -56,7 +98,7 @@ describe('index answers against a brute-force oracle', () => {
           }),
         ),
         async ({ ds, predicates, rowsPerZone, groupRows, split }) => {
-          const root = await buildIncrementally(ds, rowsPerZone, groupRows, split);
+          const root = await buildIncrementally(target(), ds, rowsPerZone, groupRows, split);
           debug('built', ds.columns, ds.fragments.map((f) => Object.values(f.rows)[0]?.length));
           for (const p of predicates) {
             const text = printPredicate(p);
@@ -85,7 +127,7 @@ describe('index answers against a brute-force oracle', () => {
           }
         },
       ),
-      { numRuns: Number(process.env.ORACLE_RUNS ?? 25), endOnFailure: DEBUG },
+      { numRuns, endOnFailure: DEBUG },
     );
   });
 });
