@@ -39,6 +39,11 @@ export const FUNCTION_SUBSTITUTIONS = {
   MergeFunctionArn: 'merge',
 } as const;
 
+/** Function ARNs for a local run (the handlers are keyed by state name; ARNs only need to be valid). */
+export function localFunctionArns(): Record<string, string> {
+  return Object.fromEntries(Object.entries(FUNCTION_SUBSTITUTIONS).map(([k, v]) => [k, `arn:aws:lambda:us-east-1:000000000000:function:${v}`]));
+}
+
 /** Suffix of the Task state inserted in front of a Map that has an ItemReader. */
 export const READ_ITEMS_SUFFIX = 'ReadItems';
 /** Where that Task puts the items in the state's data. */
@@ -98,6 +103,11 @@ function redirect(machine: { StartAt: string; States: States }, from: string, to
 }
 
 export interface LocalRunOptions extends StepSettings {
+  /**
+   * The definition to run, with function ARNs already substituted (e.g. the one extracted
+   * from a synthesized CDK template). Default: the shared file.
+   */
+  definition?: Json;
   /** Parts built at once (default: one per core). Above 1, parts run in worker threads. */
   concurrency?: number;
   /** Replace a step's implementation (fault injection in tests). */
@@ -119,9 +129,7 @@ const WORKER_MIN_ROWS = 1_000_000;
  * if (r.kind === 'committed') console.log(`version ${r.commit.version}`);
  */
 export async function runLocalWorkflow(input: WorkflowInput, options: LocalRunOptions = {}): Promise<LocalRunResult> {
-  const definition = localizeDefinition(
-    substitute(sharedDefinition(), Object.fromEntries(Object.entries(FUNCTION_SUBSTITUTIONS).map(([k, v]) => [k, `arn:aws:lambda:us-east-1:000000000000:function:${v}`]))),
-  );
+  const definition = localizeDefinition(options.definition ?? substitute(sharedDefinition(), localFunctionArns()));
   const machine = new StateMachine(definition as never, { validationOptions: { checkPaths: true, checkArn: true } });
 
   const concurrency = Math.max(1, options.concurrency ?? os.availableParallelism());

@@ -88,6 +88,8 @@ export interface BuildPartOutput {
   groupId: number;
   rows: number;
   parts: number;
+  /** Set by the local engine's worker threads: which thread built the part. */
+  threadId?: number;
 }
 
 export const MergeInputSchema = z.object({ dataset: z.string().min(1), buildId: z.string().min(1) });
