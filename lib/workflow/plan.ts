@@ -15,6 +15,8 @@ import { itemsKey, planKey, PlanInputSchema, type Plan, type PlanGroup, type Pla
 
 /** About 4M rows: a group's codes, offsets and serialized bitmaps stay well under 2 GB. */
 export const DEFAULT_GROUP_ROWS = 4 * 1024 * 1024;
+/** New fragments read at once while registering them. */
+const PLAN_READ_CONCURRENCY = 4;
 /** Smallest group the automatic split makes: below this a worker costs more than it saves. */
 const MIN_AUTO_GROUP_ROWS = 256 * 1024;
 
@@ -52,13 +54,22 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   }
   const registered = new Set(before.fragments.map((f) => f.path));
   const fresh = files.filter((f) => !registered.has(f.key)).map((f) => checkKey(f.key));
-  const loaded = new Map<string, Omit<LoadedFragment, 'batches'>>();
-  for (const [i, key] of fresh.entries()) {
-    progress({ step: 'register', done: i, total: fresh.length, detail: key });
-    const { batches: _batches, ...meta } = await loadFragment(store, key);
-    loaded.set(key, meta);
-  }
-  if (fresh.length) progress({ step: 'register', done: fresh.length, total: fresh.length });
+  // Read new fragments a few at a time: on S3 the reads overlap; the map keeps path order,
+  // which is the order ids are assigned in.
+  const metas: Omit<LoadedFragment, 'batches'>[] = new Array(fresh.length);
+  let next = 0;
+  let done = 0;
+  const reader = async () => {
+    while (next < fresh.length) {
+      const i = next++;
+      const { batches: _batches, ...meta } = await loadFragment(store, fresh[i]!);
+      metas[i] = meta;
+      progress({ step: 'register', done: ++done, total: fresh.length, detail: fresh[i]! });
+    }
+  };
+  if (fresh.length) progress({ step: 'register', done: 0, total: fresh.length });
+  await Promise.all(Array.from({ length: Math.min(PLAN_READ_CONCURRENCY, fresh.length) }, reader));
+  const loaded = new Map(fresh.map((key, i) => [key, metas[i]!]));
 
   // Validate every index that will touch the new fragments before anything is committed.
   const targets = requested.length > 0 ? requested : before.indexes.map((e) => ({ column: e.column, type: e.type, params: e.params }));
