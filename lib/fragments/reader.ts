@@ -9,11 +9,7 @@ import { FragmentReadError, MissingColumnError } from '../errors.js';
 import type { ObjectStore } from '../store/store.js';
 import { decodeParquet, hasParquetMagic } from './parquet.js';
 
-export const FRAGMENT_EXTENSIONS = ['.arrow', '.arrows', '.feather', '.parquet'] as const;
-
-export function isFragmentKey(key: string): boolean {
-  return FRAGMENT_EXTENSIONS.some((ext) => key.toLowerCase().endsWith(ext));
-}
+export { FRAGMENT_EXTENSIONS, isFragmentKey } from './keys.js';
 
 export interface LoadedFragment {
   key: string;

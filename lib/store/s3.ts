@@ -22,7 +22,8 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { AlreadyExistsError, InvalidPathError, NotFoundError, ScalarIndexError, StoreError } from '../errors.js';
+import { AlreadyExistsError, NotFoundError, ScalarIndexError, StoreError } from '../errors.js';
+import type { S3Location } from './s3-uri.js';
 import { checkKey, type ObjectInfo, type ObjectStore, type ObjectWriter, type WriteOptions } from './store.js';
 
 /** Size of one ranged GET of a whole-object read, and of one multipart upload part. */
@@ -32,36 +33,7 @@ export const S3_CONCURRENCY = 4;
 /** S3 deletes at most this many keys per DeleteObjects request. */
 const DELETE_BATCH = 1000;
 
-export interface S3Location {
-  bucket: string;
-  /** Key prefix of the dataset root, without leading or trailing `/`; may be empty. */
-  prefix: string;
-}
-
-/**
- * Parse `s3://bucket/prefix` and validate both parts.
- *
- * @example
- * parseS3Uri('s3://sales-data/datasets/2026/') // { bucket: 'sales-data', prefix: 'datasets/2026' }
- */
-export function parseS3Uri(uri: string): S3Location {
-  const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/i.exec(uri);
-  if (!m) throw new InvalidPathError(`not an S3 URI: ${JSON.stringify(uri)} (expected s3://bucket/prefix)`);
-  const bucket = m[1]!;
-  // The S3 bucket naming rules, so a typo fails here rather than as an opaque HTTP error.
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) || bucket.includes('..')) {
-    throw new InvalidPathError(`invalid S3 bucket name ${JSON.stringify(bucket)} in ${uri}: 3-63 lowercase letters, digits, '.' or '-'`);
-  }
-  const prefix = (m[2] ?? '').replace(/\/+$/, '');
-  if (prefix) {
-    try {
-      checkKey(prefix);
-    } catch (err) {
-      throw new InvalidPathError(`invalid dataset prefix in ${uri}: ${(err as Error).message}`);
-    }
-  }
-  return { bucket, prefix };
-}
+export { parseS3Uri, type S3Location } from './s3-uri.js';
 
 /**
  * The S3 client settings for this process: the standard SDK chain (credentials,

@@ -1,0 +1,7 @@
+/** BuildPart task (one per Distributed Map item): index one fragment group into part files. */
+import { buildPartStep } from '../lib/workflow/steps.js';
+import { step, stepSettingsFromEnv } from './shared.js';
+
+const settings = stepSettingsFromEnv();
+
+export const handler = step('build-part', (event) => buildPartStep(event, settings));
