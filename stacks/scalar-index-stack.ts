@@ -1,0 +1,326 @@
+/**
+ * The serverless deployment: new fragments in S3 → SQS → trigger Lambda → a Standard Step
+ * Functions execution of `lib/workflow/state-machine.asl.json` (the same file the local engine
+ * runs) → plan / build-part (Distributed Map) / merge Lambdas, which read `<root>/data/` and
+ * write `<root>/_index/` of the data bucket.
+ */
+import * as path from 'node:path';
+import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import type { Construct, IConstruct } from 'constructs';
+import { exampleDatasetRoot, FRAGMENT_SUFFIXES, parseDatasetPrefixes, triggerDatasetPrefixes, type DatasetPrefix } from './dataset-prefixes.js';
+import { NATIVE_MODULES, PROJECT_ROOT, scalarIndexFunction } from './lambda-function.js';
+import { resolveSettings, type ResolvedSettings, type ScalarIndexSettings } from './settings.js';
+import { acknowledgeFindings, nagResource } from './nag.js';
+
+export interface ScalarIndexStackProps extends StackProps, ScalarIndexSettings {}
+
+/** The workflow definition, deployed unchanged (CDK only substitutes the three ARNs). */
+export const STATE_MACHINE_DEFINITION_FILE = path.join(PROJECT_ROOT, 'lib', 'workflow', 'state-machine.asl.json');
+
+export const SERVICE_NAME = 'scalar-index';
+export const METRICS_NAMESPACE = 'ScalarIndex';
+
+/**
+ * Packages installed beside each function's bundle. The workflow steps load roaring (bitmap
+ * indexes) and parquet-wasm (Parquet fragments). The trigger only routes keys
+ * (lib/fragments/keys.ts) and needs neither; test/stacks/bundle.test.ts runs its bundle.
+ */
+export const FUNCTION_NODE_MODULES = {
+  plan: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm],
+  buildPart: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm],
+  merge: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm],
+  trigger: [],
+} as const satisfies Record<string, readonly string[]>;
+
+const TRIGGER_TIMEOUT = Duration.seconds(60);
+/** Receives before a message that keeps failing moves to the dead-letter queue. */
+const MAX_RECEIVE_COUNT = 5;
+
+/** S3 read/write levels a function gets on each dataset root. */
+interface DatasetAccess {
+  /** `s3:GetObject` on `<root>/data/*`. */
+  readonly readData: boolean;
+  /** `s3:GetObject` on `<root>/_index/*`. */
+  readonly readIndex: boolean;
+  /** `s3:PutObject` + `s3:AbortMultipartUpload` under `<root>/<writeIndex>` (e.g. `_index/*`). */
+  readonly writeIndex?: string;
+  /** `s3:DeleteObject` on `<root>/_index/*`. */
+  readonly deleteIndex: boolean;
+}
+
+export class ScalarIndexStack extends Stack {
+  readonly settings: ResolvedSettings;
+  readonly datasetPrefixes: readonly DatasetPrefix[];
+  readonly bucket: s3.IBucket;
+  readonly stateMachine: sfn.StateMachine;
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly functions: { plan: NodejsFunction; buildPart: NodejsFunction; merge: NodejsFunction; trigger: NodejsFunction };
+
+  constructor(scope: Construct, id: string, props: ScalarIndexStackProps = {}) {
+    super(scope, id, { description: 'serverless-scalar-index: zone-map and bitmap indexes over columnar fragments in S3', ...props });
+    const settings = (this.settings = resolveSettings(props));
+    const prefixes = (this.datasetPrefixes = parseDatasetPrefixes(settings.datasetPrefixes));
+
+    this.bucket = settings.bucketName ? s3.Bucket.fromBucketName(this, 'DataBucket', settings.bucketName) : this.createDataBucket();
+
+    // --- The three workflow functions -------------------------------------------------------
+    const common = { POWERTOOLS_SERVICE_NAME: SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE };
+    const plan = scalarIndexFunction(this, 'Plan', {
+      entry: 'plan',
+      description: 'scalar-index Plan: register new fragments, write the group list for the Distributed Map',
+      memorySize: 1769, // one full vCPU: footers of many new fragments are parsed here
+      timeout: Duration.minutes(10),
+      nodeModules: FUNCTION_NODE_MODULES.plan,
+      environment: {
+        ...common,
+        MAX_CONCURRENCY: String(settings.maxConcurrency),
+        ...(settings.groupRows !== undefined && { GROUP_ROWS: String(settings.groupRows) }),
+      },
+    });
+    const buildPart = scalarIndexFunction(this, 'BuildPart', {
+      entry: 'build-part',
+      description: 'scalar-index BuildPart: index one fragment group into part files',
+      memorySize: settings.buildPartMemoryMb,
+      timeout: Duration.minutes(15),
+      nodeModules: FUNCTION_NODE_MODULES.buildPart,
+      environment: common,
+    });
+    const merge = scalarIndexFunction(this, 'Merge', {
+      entry: 'merge',
+      description: 'scalar-index MergeAndCommit: merge the parts and commit a new index version',
+      memorySize: 3008,
+      timeout: Duration.minutes(15),
+      nodeModules: FUNCTION_NODE_MODULES.merge,
+      environment: common,
+    });
+
+    // Least privilege per step (see lib/workflow): plan registers fragments and writes the
+    // manifest and the build's plan; build-part writes only its build's part files; merge reads
+    // parts and existing indexes, writes new index files and the manifest, and deletes the
+    // build's leftovers. Only plan and build-part read fragments.
+    this.grantDatasetAccess(plan, { readData: true, readIndex: true, writeIndex: '_index/*', deleteIndex: false });
+    this.grantDatasetAccess(buildPart, { readData: true, readIndex: true, writeIndex: '_index/builds/*', deleteIndex: false });
+    this.grantDatasetAccess(merge, { readData: false, readIndex: true, writeIndex: '_index/*', deleteIndex: true });
+
+    // --- The state machine -------------------------------------------------------------------
+    // A fixed name lets the role's Distributed Map permissions (start/describe/stop its own
+    // child executions) name the state machine's ARN without referring to the resource, which
+    // would be a circular dependency (state machine → role policy → state machine).
+    const stateMachineName = `${this.stackName}-BuildIndex`.slice(0, 80);
+    const stateMachineLogs = new logs.LogGroup(this, 'StateMachineLogs', {
+      // The /aws/vendedlogs/ prefix keeps CloudWatch Logs resource policies small.
+      logGroupName: `/aws/vendedlogs/states/${stateMachineName}`,
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'BuildIndex', {
+      stateMachineName,
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromFile(STATE_MACHINE_DEFINITION_FILE),
+      definitionSubstitutions: {
+        PlanFunctionArn: plan.functionArn,
+        BuildPartFunctionArn: buildPart.functionArn,
+        MergeFunctionArn: merge.functionArn,
+      },
+      tracingEnabled: true,
+      logs: { destination: stateMachineLogs, level: sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+    for (const fn of [plan, buildPart, merge]) fn.grantInvoke(this.stateMachine);
+    this.grantDistributedMap(stateMachineName);
+
+    // --- S3 events → SQS → trigger -----------------------------------------------------------
+    this.deadLetterQueue = new sqs.Queue(this, 'FragmentEventsDlq', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.queue = new sqs.Queue(this, 'FragmentEvents', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // AWS guidance for Lambda event sources: at least 6× the function timeout, plus the
+      // batching window during which received messages wait for the batch to fill.
+      visibilityTimeout: Duration.seconds(6 * TRIGGER_TIMEOUT.toSeconds() + settings.batchingWindowSeconds),
+      retentionPeriod: Duration.days(4),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVE_COUNT },
+    });
+    for (const prefix of prefixes) {
+      for (const suffix of FRAGMENT_SUFFIXES) {
+        this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new SqsDestination(this.queue), { prefix: prefix.notificationPrefix, suffix });
+      }
+    }
+
+    const trigger = scalarIndexFunction(this, 'Trigger', {
+      entry: 'trigger',
+      description: 'scalar-index Trigger: start one build per dataset with new fragments (S3 events via SQS)',
+      memorySize: 512,
+      timeout: TRIGGER_TIMEOUT,
+      nodeModules: FUNCTION_NODE_MODULES.trigger,
+      environment: {
+        ...common,
+        STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
+        DATASET_PREFIXES: triggerDatasetPrefixes(prefixes),
+      },
+    });
+    this.stateMachine.grantStartExecution(trigger);
+    trigger.addEventSource(
+      new SqsEventSource(this.queue, {
+        batchSize: 100,
+        maxBatchingWindow: Duration.seconds(settings.batchingWindowSeconds),
+        reportBatchItemFailures: true,
+        // A few concurrent triggers are plenty: execution names dedupe repeated events anyway.
+        maxConcurrency: 2,
+      }),
+    );
+    this.functions = { plan, buildPart, merge, trigger };
+
+    this.addOutputs(prefixes);
+    this.acknowledgeNagFindings();
+  }
+
+  /** The data bucket, with an access-log bucket beside it. */
+  private createDataBucket(): s3.Bucket {
+    const accessLogs = new s3.Bucket(this, 'AccessLogs', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      lifecycleRules: [{ expiration: Duration.days(365) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    acknowledgeFindings(accessLogs, {
+      'AwsSolutions-S1': 'This is the server access log bucket of the data bucket; logging its own access would recurse.',
+    });
+    return new s3.Bucket(this, 'DataBucket', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: 'data-bucket/',
+      lifecycleRules: [
+        // Vacuumed index files and overwritten objects stay recoverable for a while, then go.
+        { noncurrentVersionExpiration: Duration.days(30) },
+        // A build-part or merge that dies mid-upload leaves its multipart upload behind.
+        { abortIncompleteMultipartUploadAfter: Duration.days(7) },
+      ],
+      // Datasets and their indexes outlive the stack.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+
+  /** Grant one function S3 access to every dataset root, scoped to `data/` and `_index/`. */
+  private grantDatasetAccess(fn: NodejsFunction, access: DatasetAccess): void {
+    const objects = (suffix: string) => this.datasetPrefixes.map((p) => this.bucket.arnForObjects(`${p.root}/${suffix}`));
+    const statements: iam.PolicyStatement[] = [];
+    const readable = [...(access.readData ? objects('data/*') : []), ...(access.readIndex ? objects('_index/*') : [])];
+    if (readable.length > 0) statements.push(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: readable }));
+    if (access.writeIndex) {
+      statements.push(new iam.PolicyStatement({ actions: ['s3:PutObject', 's3:AbortMultipartUpload'], resources: objects(access.writeIndex) }));
+    }
+    if (access.deleteIndex) statements.push(new iam.PolicyStatement({ actions: ['s3:DeleteObject'], resources: objects('_index/*') }));
+    const patterns = new Set([...(access.readData ? ['data/*'] : []), '_index/*', ...(access.writeIndex ? [access.writeIndex] : [])]);
+    this.acknowledgeObjectWildcards(fn.role!, [...patterns]);
+    // Listing: fragment discovery (`<root>/data/`) and index versions and builds (`<root>/_index/`).
+    const listPrefixes = this.datasetPrefixes.flatMap((p) => [...(access.readData ? [`${p.root}/data/*`] : []), `${p.root}/_index/*`]);
+    statements.push(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [this.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': listPrefixes } },
+      }),
+    );
+    for (const s of statements) fn.addToRolePolicy(s);
+  }
+
+  /**
+   * What a Distributed Map needs beyond invoking the functions: read its item list from S3
+   * (ItemReader `s3:getObject` of `<root>/_index/builds/<id>/…`), and start, describe and stop
+   * its child executions, which run this same state machine.
+   */
+  private grantDistributedMap(stateMachineName: string): void {
+    const role = this.stateMachine.role;
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: this.datasetPrefixes.map((p) => this.bucket.arnForObjects(`${p.root}/_index/builds/*`)),
+      }),
+    );
+    const arn = (resource: string, resourceName: string) =>
+      this.formatArn({ service: 'states', resource, resourceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [arn('stateMachine', stateMachineName)] }));
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['states:DescribeExecution', 'states:StopExecution'],
+        // Child executions are `execution:<name>/<map run label>:<id>`; `:*` covers the parent's own.
+        resources: [arn('execution', `${stateMachineName}/*`), arn('execution', `${stateMachineName}:*`)],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['states:RedriveExecution'], resources: [arn('execution', `${stateMachineName}/*`)] }),
+    );
+    this.acknowledgeObjectWildcards(this.stateMachine, ['_index/builds/*']);
+    acknowledgeFindings(this.stateMachine, {
+      [`AwsSolutions-IAM5[Resource::${nagResource(this, arn('execution', `${stateMachineName}/*`))}]`]:
+        'Distributed Map child executions get generated names (execution:<state machine>/<map run label>:<id>); the wildcard covers only executions of this state machine.',
+      [`AwsSolutions-IAM5[Resource::${nagResource(this, arn('execution', `${stateMachineName}:*`))}]`]:
+        "Describe/stop of this state machine's own executions, whose names are generated per build; no other state machine is covered.",
+    });
+  }
+
+  /** IAM5: object wildcards under the dataset roots are the design (see grantDatasetAccess). */
+  private acknowledgeObjectWildcards(scope: IConstruct, patterns: readonly string[]): void {
+    const reasons: Record<string, string> = {};
+    for (const p of this.datasetPrefixes) {
+      for (const pattern of patterns) {
+        const resource = nagResource(this, this.bucket.arnForObjects(`${p.root}/${pattern}`));
+        reasons[`AwsSolutions-IAM5[Resource::${resource}]`] =
+          `Object keys are only known at run time (fragments are discovered under <root>/data/, index files get generated names under <root>/_index/); the wildcard is confined to ${pattern} of the configured dataset prefix "${p.pattern}".`;
+      }
+    }
+    acknowledgeFindings(scope, reasons);
+  }
+
+  private addOutputs(prefixes: readonly DatasetPrefix[]): void {
+    new CfnOutput(this, 'BucketName', { value: this.bucket.bucketName, description: 'Data bucket: fragments under <root>/data/, indexes under <root>/_index/' });
+    new CfnOutput(this, 'StateMachineArn', { value: this.stateMachine.stateMachineArn, description: 'The build workflow' });
+    new CfnOutput(this, 'QueueUrl', { value: this.queue.queueUrl, description: 'S3 fragment events waiting for the trigger' });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.deadLetterQueue.queueUrl, description: 'Fragment events the trigger failed on repeatedly' });
+    const input = JSON.stringify({ dataset: `s3://BUCKET/${exampleDatasetRoot(prefixes[0]!)}`, indexes: [{ column: 'region', type: 'bitmap' }] });
+    new CfnOutput(this, 'StartExecutionExample', {
+      description: 'Build or update indexes by hand (edit the dataset and indexes)',
+      value: `aws stepfunctions start-execution --state-machine-arn ${this.stateMachine.stateMachineArn} --input '${input.replace('BUCKET', this.bucket.bucketName)}'`,
+    });
+  }
+
+  /** cdk-nag findings that are deliberate, each with its reason. */
+  private acknowledgeNagFindings(): void {
+    const reasons: Record<string, string> = {
+      'AwsSolutions-IAM5[Resource::*]':
+        'Added by CDK for state machine tracing and logging: X-Ray (PutTraceSegments, PutTelemetryRecords, GetSampling*) and CloudWatch Logs vended log delivery (*LogDelivery, DescribeLogGroups, *ResourcePolicies) do not support resource-level permissions.',
+    };
+    for (const fn of [this.functions.plan, this.functions.buildPart, this.functions.merge]) {
+      reasons[`AwsSolutions-IAM5[Resource::${nagResource(this, fn.functionArn)}:*]`] =
+        `Added by grantInvoke: the qualified ARNs (versions and aliases) of the ${fn.node.id} function only, so the workflow may invoke a published version.`;
+    }
+    acknowledgeFindings(this.stateMachine, reasons);
+
+    // CDK's singleton that writes the bucket's notification configuration at deploy time.
+    for (const child of this.node.children) {
+      if (!child.node.id.startsWith('BucketNotificationsHandler')) continue;
+      acknowledgeFindings(child, {
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
+          'CDK-provided BucketNotificationsHandler (runs only during deployment to put the notification configuration); its role is not configurable through the L2 and the managed policy only allows writing its own logs.',
+      });
+    }
+  }
+}
