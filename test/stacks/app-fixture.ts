@@ -78,3 +78,23 @@ export function flat(v: unknown): string {
   if (o.Ref) return `<${o.Ref}>`;
   return JSON.stringify(v);
 }
+
+/**
+ * The deployed definition: the staged definition asset with the template's
+ * DefinitionSubstitutions applied, each function ARN a fake one naming its logical id.
+ */
+export function deployedDefinition(s: SynthesizedApp): { text: string; placeholders: Record<string, string> } {
+  const machines = resourcesOfType(s.json, 'AWS::StepFunctions::StateMachine');
+  if (machines.length !== 1) throw new Error(`expected one state machine, found ${machines.length}`);
+  const [, sm] = machines[0]!;
+  const staged = path.join(s.outdir, `asset.${flat(sm.Properties.DefinitionS3Location.Key)}`);
+  if (!fs.existsSync(staged)) throw new Error(`staged definition ${staged} is missing`);
+  const placeholders: Record<string, string> = {};
+  for (const [name, value] of Object.entries(sm.Properties.DefinitionSubstitutions as Record<string, unknown>)) {
+    // {"Fn::GetAtt": ["PlanDAF4E53A", "Arn"]} → a fake ARN naming the logical id.
+    placeholders[name] = `arn:aws:lambda:us-east-1:123456789012:function:${flat(value).replace(/^<|\.Arn>$/g, '')}`;
+  }
+  let text = fs.readFileSync(staged, 'utf8');
+  for (const [name, value] of Object.entries(placeholders)) text = text.split(`\${${name}}`).join(value);
+  return { text, placeholders };
+}

@@ -12,7 +12,7 @@ import { DEFAULT_MAX_CONCURRENCY as LIB_DEFAULT_MAX_CONCURRENCY } from '../../li
 import { FRAGMENT_SUFFIXES } from '../../stacks/dataset-prefixes.js';
 import { STATE_MACHINE_DEFINITION_FILE } from '../../stacks/scalar-index-stack.js';
 import { DEFAULT_MAX_CONCURRENCY } from '../../stacks/settings.js';
-import { asArray, flat, iamStatements, resourcesOfType, synthScalarIndexApp, type CfnResourceJson, type SynthesizedApp } from './app-fixture.js';
+import { asArray, deployedDefinition, flat, iamStatements, resourcesOfType, synthScalarIndexApp, type CfnResourceJson, type SynthesizedApp } from './app-fixture.js';
 
 const SUBSTITUTIONS = ['PlanFunctionArn', 'BuildPartFunctionArn', 'MergeFunctionArn'] as const;
 
@@ -36,22 +36,6 @@ const logicalId = (s: SynthesizedApp, type: string, id: string): string => {
 };
 const fnId = (s: SynthesizedApp, name: string) => logicalId(s, 'AWS::Lambda::Function', name);
 const stateMachine = (s: SynthesizedApp) => resourcesOfType(s.json, 'AWS::StepFunctions::StateMachine');
-
-/** The deployed definition: the staged asset with DefinitionSubstitutions applied, ARNs as placeholders. */
-function deployedDefinition(s: SynthesizedApp): { text: string; placeholders: Record<string, string> } {
-  const [[, sm]] = stateMachine(s) as [[string, CfnResourceJson]];
-  const key = flat(sm.Properties.DefinitionS3Location.Key);
-  const staged = path.join(s.outdir, `asset.${key}`);
-  expect(fs.existsSync(staged), `staged definition ${staged}`).toBe(true);
-  const placeholders: Record<string, string> = {};
-  for (const [name, value] of Object.entries(sm.Properties.DefinitionSubstitutions as Record<string, unknown>)) {
-    // {"Fn::GetAtt": ["PlanDAF4E53A", "Arn"]} → a fake ARN naming the logical id.
-    placeholders[name] = `arn:aws:lambda:us-east-1:123456789012:function:${flat(value).replace(/^<|\.Arn>$/g, '')}`;
-  }
-  let text = fs.readFileSync(staged, 'utf8');
-  for (const [name, value] of Object.entries(placeholders)) text = text.split(`\${${name}}`).join(value);
-  return { text, placeholders };
-}
 
 describe('state machine', () => {
   it('deploys lib/workflow/state-machine.asl.json byte for byte, as a Standard workflow', () => {
