@@ -117,6 +117,7 @@ function intVar(name: string, min: number, max: number) {
 const StepEnvSchema = z.object({
   GROUP_ROWS: intVar('GROUP_ROWS', 1, Number.MAX_SAFE_INTEGER),
   MAX_CONCURRENCY: intVar('MAX_CONCURRENCY', 1, 10_000),
+  SKIP_BAD_FRAGMENTS: z.enum(['true', 'false'], { error: (i) => `SKIP_BAD_FRAGMENTS=${JSON.stringify(i.input)}: expected true or false` }).optional(),
 });
 
 const TriggerEnvSchema = z.object({
@@ -137,7 +138,9 @@ function parseEnv<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv): T {
 
 /**
  * The step settings a deployment sets: `GROUP_ROWS` (rows per build-part group; the execution
- * input's `groupRows` wins) and `MAX_CONCURRENCY` (Distributed Map concurrency, 1–10000).
+ * input's `groupRows` wins), `MAX_CONCURRENCY` (Distributed Map concurrency, 1–10000) and
+ * `SKIP_BAD_FRAGMENTS` (`true`: record unreadable fragments as failed instead of failing the
+ * build, so one bad file cannot block a bucket; the input's `skipBadFragments` wins).
  * Called at module load, so a bad value fails the cold start with a UsageError naming it.
  *
  * @example
@@ -145,8 +148,12 @@ function parseEnv<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv): T {
  * stepSettingsFromEnv({ GROUP_ROWS: 'lots' }) // throws UsageError: invalid environment: GROUP_ROWS="lots": expected …
  */
 export function stepSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): StepSettings {
-  const { GROUP_ROWS, MAX_CONCURRENCY } = parseEnv(StepEnvSchema, env);
-  return { ...(GROUP_ROWS !== undefined && { groupRows: GROUP_ROWS }), ...(MAX_CONCURRENCY !== undefined && { maxConcurrency: MAX_CONCURRENCY }) };
+  const { GROUP_ROWS, MAX_CONCURRENCY, SKIP_BAD_FRAGMENTS } = parseEnv(StepEnvSchema, env);
+  return {
+    ...(GROUP_ROWS !== undefined && { groupRows: GROUP_ROWS }),
+    ...(MAX_CONCURRENCY !== undefined && { maxConcurrency: MAX_CONCURRENCY }),
+    ...(SKIP_BAD_FRAGMENTS !== undefined && { skipBadFragments: SKIP_BAD_FRAGMENTS === 'true' }),
+  };
 }
 
 export interface TriggerSettings {

@@ -83,6 +83,8 @@ export class ScalarIndexStack extends Stack {
       environment: {
         ...common,
         MAX_CONCURRENCY: String(settings.maxConcurrency),
+        // Builds started by S3 events must not be blocked forever by one bad file.
+        SKIP_BAD_FRAGMENTS: 'true',
         ...(settings.groupRows !== undefined && { GROUP_ROWS: String(settings.groupRows) }),
       },
     });

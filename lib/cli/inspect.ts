@@ -6,7 +6,7 @@ export interface InspectResult {
   dataset: string;
   version: number;
   createdAt: string | null;
-  fragments: { count: number; rows: number; list: { id: number; path: string; rows: number; size: number }[] };
+  fragments: { count: number; rows: number; list: { id: number; path: string; rows: number; size: number; failed?: string }[] };
   indexes: {
     name: string;
     column: string;
@@ -31,7 +31,7 @@ export async function inspect(dataset: string): Promise<InspectResult> {
     fragments: {
       count: m.fragments.length,
       rows: m.fragments.reduce((n, f) => n + f.rows, 0),
-      list: m.fragments.map(({ id, path, rows, size }) => ({ id, path, rows, size })),
+      list: m.fragments.map(({ id, path, rows, size, failed }) => ({ id, path, rows, size, ...(failed && { failed }) })),
     },
     indexes: m.indexes.map((e) => {
       const covered = new Set(e.fragmentIds);
@@ -55,7 +55,9 @@ export function formatInspect(info: InspectResult): string {
   const lines: string[] = [];
   if (info.version === 0) return `${info.dataset}: no index versions yet (run scalar-index build)\n`;
   lines.push(`${info.dataset}: version ${info.version} (${info.createdAt})`);
-  lines.push(`fragments: ${info.fragments.count} registered, ${info.fragments.rows} rows`);
+  const failed = info.fragments.list.filter((f) => f.failed);
+  lines.push(`fragments: ${info.fragments.count} registered, ${info.fragments.rows} rows${failed.length ? `, ${failed.length} failed` : ''}`);
+  for (const f of failed) lines.push(`  failed: ${f.path} (id ${f.id}): ${f.failed}`);
   if (info.indexes.length === 0) lines.push('indexes: none defined');
   for (const ix of info.indexes) {
     const params = ix.params.rowsPerZone !== undefined ? ` rows_per_zone=${ix.params.rowsPerZone}` : '';

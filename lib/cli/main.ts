@@ -82,9 +82,10 @@ export function createProgram(): Command {
     .option('--rows-per-zone <n>', 'rows per zone for new zone-map indexes (default 8192)', positiveInt('--rows-per-zone'))
     .option('--group-rows <n>', 'rows per fragment group, the unit of parallel work (default 4194304)', positiveInt('--group-rows'))
     .option('--concurrency <n>', 'fragment groups built at once, in worker threads (default: one per core)', positiveInt('--concurrency'))
+    .option('--skip-bad-fragments', 'record unreadable fragments, or ones lacking an indexed column or holding another type, as failed (listed by inspect and in every query\'s unindexedFragments) instead of failing the build')
     .option('--json', 'print a JSON summary on stdout')
     .addOption(new Option('--quiet', 'no progress on stderr'))
-    .action(async (dataset: string, opts: { index?: IndexRequest[]; rowsPerZone?: number; groupRows?: number; concurrency?: number; json?: boolean; quiet?: boolean }) => {
+    .action(async (dataset: string, opts: { index?: IndexRequest[]; rowsPerZone?: number; groupRows?: number; concurrency?: number; skipBadFragments?: boolean; json?: boolean; quiet?: boolean }) => {
       const indexes = opts.index?.map((r) => (r.type === 'zonemap' && opts.rowsPerZone !== undefined ? { ...r, rowsPerZone: opts.rowsPerZone } : r));
       if (opts.rowsPerZone !== undefined && !indexes?.some((r) => r.type === 'zonemap')) {
         throw new UsageError('--rows-per-zone needs at least one --index <column>:zonemap');
@@ -92,8 +93,9 @@ export function createProgram(): Command {
       const reporter = progressReporter(!opts.quiet);
       const started = Date.now();
       try {
-        const summary = await build({ dataset, indexes, groupRows: opts.groupRows, concurrency: opts.concurrency, progress: reporter.progress });
+        const summary = await build({ dataset, indexes, groupRows: opts.groupRows, concurrency: opts.concurrency, skipBadFragments: opts.skipBadFragments, progress: reporter.progress });
         reporter.stop();
+        for (const f of summary.fragmentsFailed) process.stderr.write(`skipped bad fragment ${f.path}: ${f.reason}\n`);
         if (opts.json) {
           const { changed: _changed, ...contract } = summary;
           process.stdout.write(`${JSON.stringify(contract)}\n`);

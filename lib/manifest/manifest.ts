@@ -17,6 +17,12 @@ const FragmentEntrySchema = z.object({
   size: z.number().int().nonnegative(),
   rows: z.number().int().nonnegative(),
   fingerprint: z.string().min(1),
+  /**
+   * Set when the fragment could not be indexed and the build was told to skip bad fragments:
+   * why. A failed fragment is registered (its id is never reused) but no index covers it, so
+   * every query lists it in `unindexedFragments`.
+   */
+  failed: z.string().optional(),
 });
 
 const IndexFileSchema = z.object({ name: z.string(), key: z.string(), size: z.number().int().nonnegative() });

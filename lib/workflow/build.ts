@@ -19,6 +19,8 @@ export interface BuildOptions {
   concurrency?: number;
   progress?: Progress;
   tuning?: WriterTuning;
+  /** Record unreadable or mismatched fragments as failed instead of failing the build. */
+  skipBadFragments?: boolean;
   /** Replace workflow steps (fault injection in tests). */
   overrideStep?: LocalRunOptions['overrideStep'];
 }
@@ -27,6 +29,8 @@ export interface BuildOptions {
 export interface BuildSummary {
   version: number;
   fragmentsAdded: number;
+  /** Fragments this build registered as failed (with skipBadFragments). */
+  fragmentsFailed: { path: string; reason: string }[];
   indexes: { name: string; column: string; type: string; fragmentsCovered: number; bytes: number }[];
   /** False when there was nothing to do. */
   changed: boolean;
@@ -42,7 +46,7 @@ export async function build(options: BuildOptions): Promise<BuildSummary> {
   let parts = 0;
   let groups = 0;
   const result = await runLocalWorkflow(
-    { dataset: options.dataset, indexes: options.indexes, groupRows: options.groupRows },
+    { dataset: options.dataset, indexes: options.indexes, groupRows: options.groupRows, skipBadFragments: options.skipBadFragments },
     {
       concurrency,
       minGroups: 2 * concurrency,
@@ -67,6 +71,7 @@ export async function build(options: BuildOptions): Promise<BuildSummary> {
   return {
     version: manifest.version,
     fragmentsAdded: result.plan.fragmentsAdded,
+    fragmentsFailed: result.plan.fragmentsFailed,
     changed: hasWork || result.plan.fragmentsAdded > 0,
     indexes: manifest.indexes
       .filter((e) => !wanted || wanted.has(e.name))

@@ -4,8 +4,9 @@
  * fragments into groups of about `groupRows` rows, one worker each.
  */
 import { randomBytes } from 'node:crypto';
+import * as arrow from 'apache-arrow';
 import { openDataset } from '../dataset.js';
-import { ColumnTypeError, FragmentChangedError, FragmentReadError, IndexParamsError, UsageError } from '../errors.js';
+import { ColumnTypeError, FragmentChangedError, FragmentReadError, IndexParamsError, MissingColumnError, UsageError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
 import { columnIndex, FRAGMENT_EXTENSIONS, isFragmentKey, loadFragment, type LoadedFragment } from '../fragments/reader.js';
 import { indexKind } from '../indexes/registry.js';
@@ -48,7 +49,9 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   for (const f of before.fragments) {
     const now = byPath.get(f.path);
     if (!now) throw new FragmentChangedError(`registered fragment ${store.describe(f.path)} (id ${f.id}) is missing`);
-    if (now.size !== f.size) {
+    // A failed fragment is in no index, so a rewrite of it cannot move indexed rows; it stays
+    // failed (under its id) rather than blocking every later build.
+    if (now.size !== f.size && !(f.failed && input.skipBadFragments)) {
       throw new FragmentChangedError(`registered fragment ${store.describe(f.path)} (id ${f.id}) changed size from ${f.size} to ${now.size} bytes; fragments are immutable`);
     }
   }
@@ -56,14 +59,19 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   const fresh = files.filter((f) => !registered.has(f.key)).map((f) => checkKey(f.key));
   // Read new fragments a few at a time: on S3 the reads overlap; the map keeps path order,
   // which is the order ids are assigned in.
-  const metas: Omit<LoadedFragment, 'batches'>[] = new Array(fresh.length);
+  const metas: RegisteringFragment[] = new Array(fresh.length);
   let next = 0;
   let done = 0;
   const reader = async () => {
     while (next < fresh.length) {
       const i = next++;
-      const { batches: _batches, ...meta } = await loadFragment(store, fresh[i]!);
-      metas[i] = meta;
+      try {
+        const { batches: _batches, ...meta } = await loadFragment(store, fresh[i]!);
+        metas[i] = meta;
+      } catch (err) {
+        if (!(input.skipBadFragments && err instanceof FragmentReadError)) throw err;
+        metas[i] = failedFragment(fresh[i]!, byPath.get(fresh[i]!)!.size, (err as Error).message);
+      }
       progress({ step: 'register', done: ++done, total: fresh.length, detail: fresh[i]! });
     }
   };
@@ -79,19 +87,25 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
     let expected = existing?.valueType;
     let expectedFrom = existing ? `index ${existing.name}` : undefined;
     for (const [key, meta] of loaded) {
+      if (meta.failed) continue;
       const where = store.describe(key);
-      const field = meta.schema.fields[columnIndex(meta.schema, t.column, where)]!;
-      let sig: string;
       try {
-        sig = describeColumnType(t.column, field.type).signature;
+        const field = meta.schema.fields[columnIndex(meta.schema, t.column, where)]!;
+        let sig: string;
+        try {
+          sig = describeColumnType(t.column, field.type).signature;
+        } catch (err) {
+          throw new ColumnTypeError(`${(err as Error).message} (fragment ${where})`);
+        }
+        if (expected !== undefined && sig !== expected) {
+          throw new ColumnTypeError(`column '${t.column}' is ${sig} in fragment ${where} but ${expected} in ${expectedFrom}`);
+        }
+        expected ??= sig;
+        expectedFrom ??= `fragment ${where}`;
       } catch (err) {
-        throw new ColumnTypeError(`${(err as Error).message} (fragment ${where})`);
+        if (!(input.skipBadFragments && (err instanceof MissingColumnError || err instanceof ColumnTypeError))) throw err;
+        loaded.set(key, failedFragment(key, meta.size, (err as Error).message));
       }
-      if (expected !== undefined && sig !== expected) {
-        throw new ColumnTypeError(`column '${t.column}' is ${sig} in fragment ${where} but ${expected} in ${expectedFrom}`);
-      }
-      expected ??= sig;
-      expectedFrom ??= `fragment ${where}`;
     }
     if (expected) valueTypes.set(indexName(t.column, t.type), expected);
   }
@@ -111,7 +125,7 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
     const name = indexName(t.column, t.type);
     const existing = manifest.indexes.find((e) => e.name === name);
     const covered = new Set(existing?.fragmentIds ?? []);
-    const fragmentIds = manifest.fragments.filter((f) => !covered.has(f.id)).map((f) => f.id);
+    const fragmentIds = manifest.fragments.filter((f) => !covered.has(f.id) && !f.failed).map((f) => f.id);
     // Nothing to add (or, for a new index, nothing to take its value type from yet).
     if (fragmentIds.length === 0) continue;
     fragmentIds.forEach((id) => needed.add(id));
@@ -170,6 +184,7 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
     buildId,
     baseVersion: manifest.version,
     fragmentsAdded: thePlan.fragmentsAdded,
+    fragmentsFailed: [...loaded].filter(([, m]) => m.failed).map(([path, m]) => ({ path, reason: m.failed! })),
     groupCount: groups.length,
     groupIds: groups.map((g) => g.groupId),
     hasWork,
@@ -216,7 +231,15 @@ function checkRequestsAgainst(manifest: Manifest, requested: NormalizedRequest[]
   }
 }
 
-function registerFragments(latest: Manifest, loaded: Map<string, Omit<LoadedFragment, 'batches'>>, store: ObjectStore): Manifest | null {
+/** What registration needs of a new fragment: its metadata, or why it cannot be indexed. */
+type RegisteringFragment = Omit<LoadedFragment, 'batches'> & { failed?: string };
+
+function failedFragment(key: string, size: number, reason: string): RegisteringFragment {
+  // Never read in full, so no content fingerprint: the size is what later builds compare.
+  return { key, size, rows: 0, fingerprint: `failed:${size}`, schema: new arrow.Schema([]), failed: reason };
+}
+
+function registerFragments(latest: Manifest, loaded: Map<string, RegisteringFragment>, store: ObjectStore): Manifest | null {
   const have = new Map(latest.fragments.map((f) => [f.path, f]));
   let added = 0;
   for (const [path, meta] of [...loaded].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
@@ -229,7 +252,7 @@ function registerFragments(latest: Manifest, loaded: Map<string, Omit<LoadedFrag
       continue;
     }
     if (latest.nextFragmentId > 0xffffffff) throw new FragmentChangedError('fragment ids exhausted (u32)');
-    latest.fragments.push({ id: latest.nextFragmentId++, path, size: meta.size, rows: meta.rows, fingerprint: meta.fingerprint });
+    latest.fragments.push({ id: latest.nextFragmentId++, path, size: meta.size, rows: meta.rows, fingerprint: meta.fingerprint, ...(meta.failed && { failed: meta.failed }) });
     added++;
   }
   return added > 0 ? latest : null;

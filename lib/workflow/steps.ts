@@ -20,6 +20,8 @@ export interface StepSettings {
   groupRows?: number;
   /** Distributed Map concurrency the plan step hands to the state machine. */
   maxConcurrency?: number;
+  /** Default for the input's skipBadFragments (the Lambda sets it from SKIP_BAD_FRAGMENTS). */
+  skipBadFragments?: boolean;
   /** Without a group size, split new rows into at least this many groups (local engine). */
   minGroups?: number;
   tuning?: WriterTuning;
@@ -33,6 +35,8 @@ export const WorkflowInputSchema = z.object({
   dataset: z.string().min(1, 'dataset must not be empty'),
   indexes: z.array(IndexRequestSchema).optional(),
   groupRows: z.number().int().positive().optional(),
+  /** Record bad fragments as failed instead of failing the build. */
+  skipBadFragments: z.boolean().optional(),
 });
 export type WorkflowInput = z.infer<typeof WorkflowInputSchema>;
 
@@ -43,6 +47,8 @@ export interface PlanStepOutput {
   hasWork: boolean;
   groupCount: number;
   fragmentsAdded: number;
+  /** Fragments registered as failed by this build (skipBadFragments), with the reason. */
+  fragmentsFailed: { path: string; reason: string }[];
   baseVersion: number;
   maxConcurrency: number;
   /** The Distributed Map's ItemReader source: the group list in S3 (null for a local dataset). */
@@ -63,8 +69,11 @@ export function parseInput<T>(schema: z.ZodType<T>, input: unknown, step: string
 }
 
 export async function planStep(input: unknown, settings: StepSettings = {}): Promise<PlanStepOutput> {
-  const { dataset, indexes, groupRows } = parseInput(WorkflowInputSchema, input, 'workflow');
-  const out = await plan({ dataset, indexes, groupRows: groupRows ?? settings.groupRows, minGroups: settings.minGroups }, settings.progress);
+  const { dataset, indexes, groupRows, skipBadFragments } = parseInput(WorkflowInputSchema, input, 'workflow');
+  const out = await plan(
+    { dataset, indexes, groupRows: groupRows ?? settings.groupRows, minGroups: settings.minGroups, skipBadFragments: skipBadFragments ?? settings.skipBadFragments },
+    settings.progress,
+  );
   let items: PlanStepOutput['items'] = null;
   if (/^s3:\/\//i.test(dataset)) {
     const { bucket, prefix } = parseS3Uri(dataset);
@@ -76,6 +85,8 @@ export async function planStep(input: unknown, settings: StepSettings = {}): Pro
     hasWork: out.hasWork,
     groupCount: out.groupCount,
     fragmentsAdded: out.fragmentsAdded,
+    // Reasons are one line each; keep the payload small however many files were bad.
+    fragmentsFailed: out.fragmentsFailed.slice(0, 20).map((f) => ({ path: f.path, reason: f.reason.slice(0, 300) })),
     baseVersion: out.baseVersion,
     maxConcurrency: Math.max(1, Math.min(10_000, settings.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY)),
     items,

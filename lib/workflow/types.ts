@@ -16,6 +16,11 @@ export const PlanInputSchema = z.object({
   dataset: z.string().min(1),
   indexes: z.array(IndexRequestSchema).optional(),
   groupRows: z.number().int().positive().optional(),
+  /**
+   * Record unreadable fragments, and fragments lacking an indexed column or holding it with
+   * another type, as failed (with the reason) instead of failing the build.
+   */
+  skipBadFragments: z.boolean().optional(),
   /** When groupRows is not given: split into at least this many groups if rows allow. */
   minGroups: z.number().int().positive().optional(),
   buildId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
@@ -71,6 +76,8 @@ export interface PlanOutput {
   groupCount: number;
   /** Group ids, the items of the fan-out. */
   groupIds: number[];
+  /** Fragments this build registered as failed (skipBadFragments), with the reason. */
+  fragmentsFailed: { path: string; reason: string }[];
   /** False when nothing needs building: the workflow can skip to the end. */
   hasWork: boolean;
   /** Store key of the item list for a Distributed Map ItemReader. */
