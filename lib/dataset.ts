@@ -5,7 +5,8 @@
 import { fileURLToPath } from 'node:url';
 import { UsageError } from './errors.js';
 import { LocalStore } from './store/local.js';
-import { parseS3Uri, S3Store } from './store/s3.js';
+import { DeferredS3Store } from './store/deferred-s3.js';
+import { parseS3Uri } from './store/s3-uri.js';
 import type { ObjectStore } from './store/store.js';
 
 export interface Dataset {
@@ -20,7 +21,7 @@ export interface Dataset {
  */
 export function openDataset(uri: string): Dataset {
   if (!uri || typeof uri !== 'string') throw new UsageError('a dataset path or URI is required');
-  if (/^s3:\/\//i.test(uri)) return { uri, store: new S3Store(parseS3Uri(uri)) };
+  if (/^s3:\/\//i.test(uri)) return { uri, store: new DeferredS3Store(parseS3Uri(uri)) };
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !uri.startsWith('file://')) {
     throw new UsageError(`unsupported dataset URI scheme: ${uri} (expected a local path, file:// or s3://)`);
   }

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { WriterTuning } from '../indexes/kind.js';
-import { parseS3Uri } from '../store/s3.js';
+import { parseS3Uri } from '../store/s3-uri.js';
 import { buildPart } from './build-part.js';
 import { commit } from './commit.js';
 import { merge } from './merge.js';

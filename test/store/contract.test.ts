@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDataset } from '../../lib/dataset.js';
 import { AlreadyExistsError, InvalidPathError, NotFoundError } from '../../lib/errors.js';
 import { LocalStore } from '../../lib/store/local.js';
 import { S3Store } from '../../lib/store/s3.js';
@@ -23,6 +24,13 @@ let datasets = 0;
 const backends: { name: string; open: () => ObjectStore }[] = [
   { name: 'local directory', open: () => new LocalStore(tempDir('ssi-store-')) },
   { name: 'S3 (s3rver)', open: () => new S3Store({ bucket: 'contract', prefix: `datasets/d${datasets++}` }, { env: server.env }) },
+  {
+    name: 'S3 via openDataset (SDK loaded on first use)',
+    open: () => {
+      Object.assign(process.env, server.env);
+      return openDataset(`s3://contract/datasets/d${datasets++}`).store;
+    },
+  },
 ];
 
 const bytes = (n: number) => new Uint8Array(randomBytes(n));

@@ -35,6 +35,16 @@ async function dataset(fragments: number, start = 0, root = tempDir('ssi-engine-
 }
 
 describe('localizeDefinition', () => {
+  it('gives aws-local-stepfunctions a definition that passes its full validation (the engine skips it at run time)', async () => {
+    const { StateMachine } = await import('aws-local-stepfunctions');
+    const { substitute, localFunctionArns } = await import('../../lib/workflow/local-engine.js');
+    const def = localizeDefinition(substitute(sharedDefinition(), localFunctionArns()));
+    expect(() => new StateMachine(def as never, { validationOptions: { checkPaths: true, checkArn: true } })).not.toThrow();
+    const broken = structuredClone(def) as { States: States };
+    broken.States.HasWork!.Default = 'NoSuchState';
+    expect(() => new StateMachine(broken as never, { validationOptions: { checkPaths: true, checkArn: true } })).toThrow();
+  });
+
   it('changes only the Distributed Map: ItemReader becomes a ReadItems task in front of it', () => {
     const shared = sharedDefinition() as { StartAt: string; States: States };
     const local = localizeDefinition(shared) as { StartAt: string; States: States };
