@@ -20,7 +20,8 @@ export const LOOKUP_FILE = 'bitmap_lookup.arrow';
 
 /** Hard limit from index-format.md: flush before a batch's bitmaps pass 32 MiB. */
 const MAX_BATCH_BYTES = 32 * 1024 * 1024;
-const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
+// A point lookup reads one batch: small batches keep that read (and merge memory, one batch per input) small.
+const DEFAULT_BATCH_BYTES = 1024 * 1024;
 const DEFAULT_BATCH_KEYS = 4096;
 const MAX_ROWSET_BYTES = 0x7fffffff;
 
