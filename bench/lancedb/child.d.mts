@@ -1,0 +1,1 @@
+export declare function serve(handlers: Record<string, (args: any) => Promise<unknown> | unknown>): void;
