@@ -60,7 +60,7 @@ const targets: Record<string, () => Target> = {
 const put = (t: Target, name: string, f: number) => t.store.put(`data/${name}`, fragmentBytes(COLS, rows(f), { batchRows: 8, format: f % 2 ? 'parquet' : 'file' }));
 
 /** A writer process: put its own fragments, then build, printing the --json summary. */
-function writerProcess(t: Target, w: number, fragments: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function writerProcess(t: Target, w: number, fragments: number, startAt: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const script = `
     import { openDataset } from ${JSON.stringify(path.join(import.meta.dirname, '../../lib/dataset.ts'))};
     import { fragmentBytes } from ${JSON.stringify(path.join(import.meta.dirname, '../support/dataset.ts'))};
@@ -72,6 +72,8 @@ function writerProcess(t: Target, w: number, fragments: number): Promise<{ code:
       await store.put('data/w${w}-' + i + (f % 2 ? '.parquet' : '.arrow'), fragmentBytes(COLS, rows, { batchRows: 8, format: f % 2 ? 'parquet' : 'file' }));
     }
     const { main } = await import(${JSON.stringify(path.join(import.meta.dirname, '../../lib/cli/main.ts'))});
+    // A barrier: every writer starts its build at the same moment, so the commits collide.
+    await new Promise((r) => setTimeout(r, Math.max(0, ${startAt} - Date.now())));
     process.exitCode = await main(['build', ${JSON.stringify(t.dataset)}, '--json', '--quiet', '--group-rows', '40']);
   `;
   return new Promise((resolve, reject) => {
@@ -91,7 +93,8 @@ describe.each(Object.keys(targets))('four racing builds on %s', (kind) => {
     await put(t, 'seed.arrow', 100);
     await build({ dataset: t.dataset, indexes: [{ column: 'k', type: 'bitmap' }, { column: 's', type: 'zonemap', rowsPerZone: 8 }] });
     server.resetLog();
-    const results = await Promise.all([0, 1, 2, 3].map((w) => writerProcess(t, w, 3)));
+    const startAt = Date.now() + 6000;
+    const results = await Promise.all([0, 1, 2, 3].map((w) => writerProcess(t, w, 3, startAt)));
     for (const r of results) expect(r.code, r.stderr).toBe(0);
     if (t.dataset.startsWith('s3://')) console.log(`S3 race: ${server.count({ status: 412 })} create-only commits refused with 412 and retried`);
 
