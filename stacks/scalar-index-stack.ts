@@ -2,10 +2,13 @@
  * The serverless deployment: new fragments in S3 → SQS → trigger Lambda → a Standard Step
  * Functions execution of `lib/workflow/state-machine.asl.json` (the same file the local engine
  * runs) → plan / build-part (Distributed Map) / merge Lambdas, which read `<root>/data/` and
- * write `<root>/_index/` of the data bucket.
+ * write `<root>/_index/` of the data bucket. A vacuum Lambda, run daily by one EventBridge rule
+ * per literal dataset root, deletes what no retained index version references.
  */
 import * as path from 'node:path';
 import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -38,9 +41,15 @@ export const FUNCTION_NODE_MODULES = {
   buildPart: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm],
   merge: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm],
   trigger: [],
+  // Lists, reads manifests (zod) and deletes: neither native nor wasm code.
+  vacuum: [],
 } as const satisfies Record<string, readonly string[]>;
 
 const TRIGGER_TIMEOUT = Duration.seconds(60);
+/** How often each literal dataset root is vacuumed. */
+export const VACUUM_SCHEDULE = events.Schedule.rate(Duration.days(1));
+/** Vacuum's age threshold (`VACUUM_OLDER_THAN`): nothing younger is deleted, so builds in flight are safe. */
+export const VACUUM_OLDER_THAN = '7d';
 /** Receives before a message that keeps failing moves to the dead-letter queue. */
 const MAX_RECEIVE_COUNT = 5;
 
@@ -63,7 +72,9 @@ export class ScalarIndexStack extends Stack {
   readonly stateMachine: sfn.StateMachine;
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
-  readonly functions: { plan: NodejsFunction; buildPart: NodejsFunction; merge: NodejsFunction; trigger: NodejsFunction };
+  readonly functions: { plan: NodejsFunction; buildPart: NodejsFunction; merge: NodejsFunction; trigger: NodejsFunction; vacuum: NodejsFunction };
+  /** One daily rule per literal dataset root (none for wildcard prefixes), keyed by root. */
+  readonly vacuumSchedules: ReadonlyMap<string, events.Rule>;
 
   constructor(scope: Construct, id: string, props: ScalarIndexStackProps = {}) {
     super(scope, id, { description: 'serverless-scalar-index: zone-map and bitmap indexes over columnar fragments in S3', ...props });
@@ -182,10 +193,74 @@ export class ScalarIndexStack extends Stack {
         maxConcurrency: 2,
       }),
     );
-    this.functions = { plan, buildPart, merge, trigger };
+
+    const { fn: vacuum, schedules } = this.createVacuum(prefixes, common);
+    this.vacuumSchedules = schedules;
+    this.functions = { plan, buildPart, merge, trigger, vacuum };
 
     this.addOutputs(prefixes);
     this.acknowledgeNagFindings();
+  }
+
+  /**
+   * The vacuum function and its daily schedule. Each literal dataset root gets a rule whose input
+   * is `{"dataset": "s3://<bucket>/<root>"}`. A wildcard prefix (`datasets/*`) names no dataset,
+   * so it gets no rule: invoke the function with `{"dataset": …}` for a root under it, or add a
+   * rule with that input (the function's IAM already covers every root the pattern matches).
+   */
+  private createVacuum(prefixes: readonly DatasetPrefix[], common: Record<string, string>): { fn: NodejsFunction; schedules: Map<string, events.Rule> } {
+    const literal = prefixes.filter((p) => !p.wildcard);
+    const datasetOf = (p: DatasetPrefix) => `s3://${this.bucket.bucketName}/${p.root}`;
+    const fn = scalarIndexFunction(this, 'Vacuum', {
+      entry: 'vacuum',
+      description: 'scalar-index Vacuum: delete orphaned builds, unreferenced index files and manifest versions past retention',
+      memorySize: 1024,
+      timeout: Duration.minutes(15),
+      nodeModules: FUNCTION_NODE_MODULES.vacuum,
+      environment: {
+        ...common,
+        VACUUM_OLDER_THAN,
+        // What an invocation without a dataset vacuums.
+        VACUUM_DATASETS: literal.map(datasetOf).join(','),
+      },
+    });
+    this.grantVacuumAccess(fn);
+    const schedules = new Map<string, events.Rule>();
+    for (const p of literal) {
+      const rule = new events.Rule(this, `VacuumSchedule-${p.root.replace(/[^A-Za-z0-9]+/g, '-')}`, {
+        description: `scalar-index: vacuum ${p.root}/_index/ daily`,
+        schedule: VACUUM_SCHEDULE,
+        targets: [
+          new targets.LambdaFunction(fn, {
+            event: events.RuleTargetInput.fromObject({ dataset: datasetOf(p) }),
+            // Vacuum is idempotent: a failed run is retried, and tomorrow's run catches up anyway.
+            retryAttempts: 2,
+            maxEventAge: Duration.hours(6),
+          }),
+        ],
+      });
+      schedules.set(p.root, rule);
+    }
+    return { fn, schedules };
+  }
+
+  /**
+   * Vacuum's S3 access, narrower than merge's: list `<root>/_index/`, read only the manifests
+   * (`_index/versions/*`), and delete under `<root>/_index/*`. It never reads index files or
+   * fragments and never writes.
+   */
+  private grantVacuumAccess(fn: NodejsFunction): void {
+    const objects = (suffix: string) => this.datasetPrefixes.map((p) => this.bucket.arnForObjects(`${p.root}/${suffix}`));
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: objects('_index/versions/*') }));
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:DeleteObject'], resources: objects('_index/*') }));
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [this.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': this.datasetPrefixes.map((p) => `${p.root}/_index/*`) } },
+      }),
+    );
+    this.acknowledgeObjectWildcards(fn.role!, ['_index/versions/*', '_index/*']);
   }
 
   /** The data bucket, with an access-log bucket beside it. */

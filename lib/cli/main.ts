@@ -1,5 +1,5 @@
 /**
- * `scalar-index build | query | inspect` (contract.md). Exit codes: 0 success, 2 usage error
+ * `scalar-index build | query | inspect | vacuum` (contract.md). Exit codes: 0 success, 2 usage error
  * (bad flags, malformed predicate), 1 any other failure with one line naming the culprit.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -9,6 +9,7 @@ import { INDEX_TYPES } from '../indexes/registry.js';
 import { query } from '../query/evaluate.js';
 import type { Progress } from '../workflow/plan.js';
 import { build } from '../workflow/build.js';
+import { DEFAULT_KEEP_VERSIONS, DEFAULT_VACUUM_OLDER_THAN, parseDuration, vacuum, type VacuumResult } from '../workflow/vacuum.js';
 import { inspect, formatInspect } from './inspect.js';
 import type { IndexRequest } from '../workflow/types.js';
 
@@ -149,7 +150,57 @@ export function createProgram(): Command {
       const info = await inspect(dataset);
       process.stdout.write(opts.json ? `${JSON.stringify(info)}\n` : formatInspect(info));
     });
+
+  program
+    .command('vacuum')
+    .description('delete orphaned builds, unreferenced index directories and manifest versions past retention under <dataset>/_index/')
+    .argument('<dataset>', 'dataset directory, file:// or s3:// URI')
+    .option('--older-than <duration>', `never delete anything younger than this: 7d, 12h, 30m, 0s (default ${DEFAULT_VACUUM_OLDER_THAN})`, durationArg)
+    .option('--keep-versions <n>', `always keep at least this many of the most recent versions (default ${DEFAULT_KEEP_VERSIONS})`, positiveInt('--keep-versions'))
+    .option('--dry-run', 'list what would be deleted and delete nothing')
+    .option('--json', 'print a JSON summary on stdout')
+    .addOption(new Option('--quiet', 'no progress on stderr'))
+    .action(async (dataset: string, opts: { olderThan?: number; keepVersions?: number; dryRun?: boolean; json?: boolean; quiet?: boolean }) => {
+      const reporter = progressReporter(!opts.quiet);
+      let r: VacuumResult;
+      try {
+        r = await vacuum({ dataset, olderThan: opts.olderThan, keepVersions: opts.keepVersions, dryRun: opts.dryRun, progress: reporter.progress });
+      } finally {
+        reporter.stop();
+      }
+      if (opts.json) {
+        const { deleted, bytes, dryRun } = r;
+        process.stdout.write(`${JSON.stringify({ deleted, bytes, dryRun, objects: r.objects, retainedVersions: r.retainedVersions })}\n`);
+        return;
+      }
+      process.stdout.write(formatVacuum(r));
+    });
   return program;
+}
+
+function durationArg(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+/** The human summary of a vacuum: counts and bytes, and with --dry-run every item that would go. */
+export function formatVacuum(r: VacuumResult): string {
+  const { versions, indexDirs, builds } = r.deleted;
+  const verb = r.dryRun ? 'would delete' : 'deleted';
+  const lines = [
+    `${verb} ${versions.length} version(s), ${indexDirs.length} index dir(s), ${builds.length} build(s): ${r.objects} object(s), ${formatBytes(r.bytes)}`,
+  ];
+  const kept = r.retainedVersions;
+  if (kept.length > 0) lines.push(`kept ${kept.length} version(s): ${kept.length === 1 ? kept[0] : `${kept[0]}–${kept[kept.length - 1]}`} (latest ${kept[kept.length - 1]})`);
+  if (r.dryRun) {
+    if (versions.length > 0) lines.push(`  versions ${versions.length === 1 ? versions[0] : `${versions[0]}–${versions[versions.length - 1]}`}`);
+    for (const d of indexDirs) lines.push(`  ${d}`);
+    for (const b of builds) lines.push(`  ${b}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 export function formatBytes(n: number): string {

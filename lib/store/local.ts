@@ -30,7 +30,7 @@ export class LocalStore implements ObjectStore {
     try {
       const st = await fs.stat(this.file(key));
       if (!st.isFile()) return undefined;
-      return { key, size: st.size, etag: `${st.size}-${Math.trunc(st.mtimeMs * 1000)}` };
+      return { key, size: st.size, etag: `${st.size}-${Math.trunc(st.mtimeMs * 1000)}`, lastModified: st.mtime };
     } catch (err) {
       if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
       throw err;

@@ -104,7 +104,7 @@ export class S3Store implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
-      return { key, size: res.ContentLength ?? 0, etag: res.ETag };
+      return { key, size: res.ContentLength ?? 0, etag: res.ETag, lastModified: res.LastModified };
     } catch (err) {
       if (statusOf(err) === 404 && !isNoSuchBucket(err)) return undefined;
       throw this.wrap(err, 'reading', key);
@@ -260,7 +260,7 @@ export class S3Store implements ObjectStore {
       for await (const page of paginateListObjectsV2({ client: this.client, pageSize: 1000 }, { Bucket: this.bucket, Prefix: base + prefix })) {
         for (const o of page.Contents ?? []) {
           if (!o.Key?.startsWith(base)) continue;
-          yield { key: o.Key.slice(base.length), size: o.Size ?? 0, etag: o.ETag };
+          yield { key: o.Key.slice(base.length), size: o.Size ?? 0, etag: o.ETag, lastModified: o.LastModified };
         }
       }
     } catch (err) {

@@ -10,6 +10,8 @@ export interface ObjectInfo {
   size: number;
   /** Changes whenever the bytes change (S3 ETag; local: mtime+size based). */
   etag?: string;
+  /** When the object was last written (S3 LastModified; local: mtime), when the store knows. */
+  lastModified?: Date;
 }
 
 export interface WriteOptions {

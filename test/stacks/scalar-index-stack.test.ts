@@ -1,7 +1,8 @@
 /**
  * The synthesized CloudFormation template (bundling skipped): the workflow is the shared ASL
  * file, the functions run Node 22, IAM is scoped to the bucket and the dataset prefixes, S3
- * events reach the trigger through SQS, and cdk-nag's AWS Solutions checks pass.
+ * events reach the trigger through SQS, a daily rule vacuums each literal dataset root, and
+ * cdk-nag's AWS Solutions checks pass.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FRAGMENT_EXTENSIONS } from '../../lib/fragments/keys.js';
 import { DEFAULT_MAX_CONCURRENCY as LIB_DEFAULT_MAX_CONCURRENCY } from '../../lib/workflow/steps.js';
 import { FRAGMENT_SUFFIXES } from '../../stacks/dataset-prefixes.js';
-import { STATE_MACHINE_DEFINITION_FILE } from '../../stacks/scalar-index-stack.js';
+import { DEFAULT_VACUUM_OLDER_THAN } from '../../lib/workflow/vacuum.js';
+import { STATE_MACHINE_DEFINITION_FILE, VACUUM_OLDER_THAN } from '../../stacks/scalar-index-stack.js';
 import { DEFAULT_MAX_CONCURRENCY } from '../../stacks/settings.js';
 import { asArray, deployedDefinition, flat, iamStatements, resourcesOfType, synthScalarIndexApp, type CfnResourceJson, type SynthesizedApp } from './app-fixture.js';
 
@@ -18,14 +20,17 @@ const SUBSTITUTIONS = ['PlanFunctionArn', 'BuildPartFunctionArn', 'MergeFunction
 
 let app: SynthesizedApp; // defaults: a new bucket, datasets/*
 let imported: SynthesizedApp; // an existing bucket and two literal dataset roots
+let mixed: SynthesizedApp; // a new bucket, one literal root and one wildcard
 
 beforeAll(() => {
   app = synthScalarIndexApp();
   imported = synthScalarIndexApp({ bucketName: 'existing-data-bucket', datasetPrefixes: 'datasets/sales,datasets/web', batchingWindowSeconds: '10' });
+  mixed = synthScalarIndexApp({ datasetPrefixes: 'datasets/sales,logs/*' });
 });
 afterAll(() => {
   app?.cleanup();
   imported?.cleanup();
+  mixed?.cleanup();
 });
 
 /** The logical id of the stack's resource at construct path `<stack>/<id>/Resource` (CDK's `<id><8 hex>`). */
@@ -123,11 +128,11 @@ describe('state machine', () => {
 });
 
 describe('functions', () => {
-  const names = ['Plan', 'BuildPart', 'Merge', 'Trigger'];
+  const names = ['Plan', 'BuildPart', 'Merge', 'Trigger', 'Vacuum'];
 
   it('run on nodejs22.x, x86_64, ESM bundles with a log group each', () => {
     const fns = resourcesOfType(app.json, 'AWS::Lambda::Function').filter(([id]) => names.some((n) => id.startsWith(n)));
-    expect(fns).toHaveLength(4);
+    expect(fns).toHaveLength(5);
     for (const [id, fn] of fns) {
       expect(fn.Properties.Runtime, id).toBe('nodejs22.x');
       expect(fn.Properties.Architectures, id).toEqual(['x86_64']);
@@ -236,6 +241,14 @@ describe('IAM', () => {
       's3:DeleteObject': ['bucket/datasets/*/_index/*'],
       's3:ListBucket': ['bucket'],
     });
+    // Vacuum lists and deletes under _index/ and reads only the manifests: no index file, no fragment, no write.
+    expect(grants('Vacuum')).toEqual({
+      'logs:CreateLogStream': logs('Vacuum'),
+      'logs:PutLogEvents': logs('Vacuum'),
+      's3:GetObject': ['bucket/datasets/*/_index/versions/*'],
+      's3:DeleteObject': ['bucket/datasets/*/_index/*'],
+      's3:ListBucket': ['bucket'],
+    });
     const [[smId]] = stateMachine(app);
     const queueId = logicalId(app, 'AWS::SQS::Queue', 'FragmentEvents');
     expect(grants('Trigger')).toEqual({
@@ -253,6 +266,51 @@ describe('IAM', () => {
       if (id.startsWith('BucketNotificationsHandler')) continue; // CDK's own deploy-time helper
       expect(role.Properties.ManagedPolicyArns, id).toBeUndefined();
     }
+  });
+});
+
+describe('vacuum', () => {
+  const rules = (s: SynthesizedApp) => resourcesOfType(s.json, 'AWS::Events::Rule');
+  const env = (s: SynthesizedApp) => s.json.Resources[fnId(s, 'Vacuum')]!.Properties.Environment.Variables;
+
+  it('runs daily for each literal dataset root, with that dataset as the input, and retries a failed run', () => {
+    const found = rules(imported);
+    expect(found).toHaveLength(2);
+    const inputs = found.map(([, r]) => {
+      expect(r.Properties.ScheduleExpression).toBe('rate(1 day)');
+      expect(r.Properties.State).toBe('ENABLED');
+      expect(r.Properties.Targets).toHaveLength(1);
+      const [target] = r.Properties.Targets;
+      expect(target.Arn).toEqual({ 'Fn::GetAtt': [fnId(imported, 'Vacuum'), 'Arn'] });
+      expect(target.RetryPolicy).toEqual({ MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 6 * 3600 });
+      return JSON.parse(target.Input);
+    });
+    expect(inputs).toEqual([{ dataset: 's3://existing-data-bucket/datasets/sales' }, { dataset: 's3://existing-data-bucket/datasets/web' }]);
+    // EventBridge may invoke the function, and only from these rules.
+    const permissions = resourcesOfType(imported.json, 'AWS::Lambda::Permission').filter(([, p]) => p.Properties.Principal === 'events.amazonaws.com');
+    expect(permissions.map(([, p]) => [flat(p.Properties.FunctionName), flat(p.Properties.SourceArn)]).sort()).toEqual(
+      found.map(([id]) => [`<${fnId(imported, 'Vacuum')}.Arn>`, `<${id}.Arn>`]).sort(),
+    );
+  });
+
+  it('gets no rule for a wildcard prefix (no dataset to name), and names a new bucket by reference', () => {
+    expect(rules(app)).toEqual([]);
+    expect(env(app)).toMatchObject({ VACUUM_DATASETS: '', VACUUM_OLDER_THAN: '7d' });
+    const found = rules(mixed);
+    expect(found).toHaveLength(1);
+    const bucketId = logicalId(mixed, 'AWS::S3::Bucket', 'DataBucket');
+    expect(flat(found[0]![1].Properties.Targets[0].Input)).toBe(`{"dataset":"s3://<${bucketId}>/datasets/sales"}`);
+    expect(flat(env(mixed).VACUUM_DATASETS)).toBe(`s3://<${bucketId}>/datasets/sales`);
+  });
+
+  it('keeps builds in flight safe with the library default age threshold, and lists the literal roots for a bare invocation', () => {
+    expect(VACUUM_OLDER_THAN).toBe(DEFAULT_VACUUM_OLDER_THAN);
+    expect(env(imported)).toMatchObject({
+      VACUUM_OLDER_THAN: '7d',
+      VACUUM_DATASETS: 's3://existing-data-bucket/datasets/sales,s3://existing-data-bucket/datasets/web',
+      POWERTOOLS_SERVICE_NAME: 'scalar-index',
+    });
+    expect(imported.json.Resources[fnId(imported, 'Vacuum')]!.Properties).toMatchObject({ Timeout: 900, MemorySize: 1024, Runtime: 'nodejs22.x' });
   });
 });
 
@@ -383,8 +441,8 @@ describe('outputs', () => {
 });
 
 describe('cdk-nag', () => {
-  it('finds nothing unacknowledged in the AWS Solutions pack, for a new or an existing bucket', () => {
-    for (const s of [app, imported]) {
+  it('finds nothing unacknowledged in the AWS Solutions pack, for a new or an existing bucket, with or without vacuum schedules', () => {
+    for (const s of [app, imported, mixed]) {
       const report = s.nag.validateScope(s.app);
       expect(report.violations.map((v) => `${v.ruleName} @ ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
       expect(report.success).toBe(true);
