@@ -10,14 +10,14 @@
  */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadLatestManifest, listVersions, readManifest } from '../../lib/manifest/manifest.js';
 import { LocalStore } from '../../lib/store/local.js';
 import { S3Store } from '../../lib/store/s3.js';
 import type { ObjectStore } from '../../lib/store/store.js';
 import { build } from '../../lib/workflow/build.js';
 import { fragmentBytes, type ColumnSpec } from '../support/dataset.js';
-import { startS3Server, type S3TestServer } from '../support/s3-server.js';
+import { useS3Server } from '../support/s3-env.js';
 import { tempDir } from '../support/tmp.js';
 
 const CLI = path.join(import.meta.dirname, '../support/cli-entry.ts');
@@ -30,16 +30,7 @@ const rows = (f: number) => ({
   s: Array.from({ length: 30 }, (_, i) => (i % 7 === 0 ? null : `v${(i * f) % 9}`)),
 });
 
-let server: S3TestServer;
-const saved = { ...process.env };
-beforeAll(async () => {
-  server = await startS3Server({ buckets: ['race'] });
-  Object.assign(process.env, server.env);
-});
-afterAll(async () => {
-  process.env = saved;
-  await server?.stop();
-});
+const s3 = useS3Server({ buckets: ['race'] });
 
 interface Target {
   dataset: string;
@@ -92,11 +83,11 @@ describe.each(Object.keys(targets))('four racing builds on %s', (kind) => {
     const t = targets[kind]!();
     await put(t, 'seed.arrow', 100);
     await build({ dataset: t.dataset, indexes: [{ column: 'k', type: 'bitmap' }, { column: 's', type: 'zonemap', rowsPerZone: 8 }] });
-    server.resetLog();
+    s3.server.resetLog();
     const startAt = Date.now() + 6000;
     const results = await Promise.all([0, 1, 2, 3].map((w) => writerProcess(t, w, 3, startAt)));
     for (const r of results) expect(r.code, r.stderr).toBe(0);
-    if (t.dataset.startsWith('s3://')) console.log(`S3 race: ${server.count({ status: 412 })} create-only commits refused with 412 and retried`);
+    if (t.dataset.startsWith('s3://')) console.log(`S3 race: ${s3.server.count({ status: 412 })} create-only commits refused with 412 and retried`);
 
     const m = await loadLatestManifest(t.store);
     const paths = m.fragments.map((f) => f.path);
@@ -137,14 +128,14 @@ describe('idempotency and incremental cost (counted at the S3 server)', () => {
     await build({ dataset: t.dataset, indexes: [{ column: 'k', type: 'bitmap' }] });
     const before = await listVersions(t.store);
     const manifest = await loadLatestManifest(t.store);
-    server.resetLog();
+    s3.server.resetLog();
     const again = await build({ dataset: t.dataset });
     const replay = await build({ dataset: t.dataset, indexes: [{ column: 'k', type: 'bitmap' }] });
     expect(again.changed || replay.changed).toBe(false);
     expect(await listVersions(t.store)).toEqual(before);
     expect(await loadLatestManifest(t.store)).toEqual(manifest);
-    expect(server.count((r) => r.method === 'PUT' || r.method === 'POST' || r.method === 'DELETE')).toBe(0);
-    expect(server.count((r) => r.key.includes('/data/') && r.method === 'GET')).toBe(0);
+    expect(s3.server.count((r) => r.method === 'PUT' || r.method === 'POST' || r.method === 'DELETE')).toBe(0);
+    expect(s3.server.count((r) => r.key.includes('/data/') && r.method === 'GET')).toBe(0);
   });
 
   it('adding k fragments reads only those k, streams the previous bitmap once, and appends zones', async () => {
@@ -156,16 +147,16 @@ describe('idempotency and incremental cost (counted at the S3 server)', () => {
     const oldZones = m1.indexes.find((e) => e.type === 'zonemap')!.files[0]!;
     for (let f = 8; f < 10; f++) await put(t, `b${f}.arrow`, f);
 
-    server.resetLog();
+    s3.server.resetLog();
     await build({ dataset: t.dataset });
-    const fragmentGets = server.requests.filter((r) => r.method === 'GET' && r.key.includes('/data/'));
+    const fragmentGets = s3.server.requests.filter((r) => r.method === 'GET' && r.key.includes('/data/'));
     const readKeys = [...new Set(fragmentGets.map((r) => r.key.split('/data/')[1]))].sort();
-    console.log(`incremental build of 2 new fragments: ${server.requests.length} requests; fragment GETs: ${fragmentGets.map((r) => `${r.key.split('/data/')[1]} (${r.bytesOut} B)`).join(', ')}`);
+    console.log(`incremental build of 2 new fragments: ${s3.server.requests.length} requests; fragment GETs: ${fragmentGets.map((r) => `${r.key.split('/data/')[1]} (${r.bytesOut} B)`).join(', ')}`);
     expect(readKeys).toEqual(['b8.arrow', 'b9.arrow']);
     // Each new fragment is read twice today: once to register it (plan), once to index it.
     expect(fragmentGets.length).toBe(4);
     // The previous bitmap file is read in one pass: no byte of it fetched twice.
-    const prevReads = server.requests.filter((r) => r.method === 'GET' && r.key.endsWith(oldBitmap.key.split('/').slice(-3).join('/')));
+    const prevReads = s3.server.requests.filter((r) => r.method === 'GET' && r.key.endsWith(oldBitmap.key.split('/').slice(-3).join('/')));
     const prevBytes = prevReads.reduce((s, r) => s + r.bytesOut, 0);
     expect(prevBytes).toBeLessThanOrEqual(oldBitmap.size + 64 * 1024);
 

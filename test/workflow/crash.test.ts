@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadLatestManifest, listVersions } from '../../lib/manifest/manifest.js';
 import { query, type QueryResult } from '../../lib/query/evaluate.js';
 import { LocalStore } from '../../lib/store/local.js';
@@ -14,7 +14,7 @@ import { S3Store } from '../../lib/store/s3.js';
 import type { ObjectStore } from '../../lib/store/store.js';
 import { build } from '../../lib/workflow/build.js';
 import { fragmentBytes, type ColumnSpec } from '../support/dataset.js';
-import { startS3Server, type S3TestServer } from '../support/s3-server.js';
+import { useS3Server } from '../support/s3-env.js';
 import { tempDir } from '../support/tmp.js';
 
 const ENTRY = path.join(import.meta.dirname, '../support/crash-entry.ts');
@@ -32,16 +32,7 @@ const INDEXES = [
 ];
 const QUERIES = ['k = 5', "s = 'w2' OR k IN (1, 2)", 's IS NULL'];
 
-let server: S3TestServer;
-const saved = { ...process.env };
-beforeAll(async () => {
-  server = await startS3Server({ buckets: ['crash'] });
-  Object.assign(process.env, server.env);
-});
-afterAll(async () => {
-  process.env = saved;
-  await server?.stop();
-});
+const s3 = useS3Server({ buckets: ['crash'] });
 
 interface Target {
   dataset: string;

@@ -4,7 +4,7 @@
  * version answering and a rerun converges; large builds use worker threads.
  */
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { StoreError } from '../../lib/errors.js';
 import { listVersions } from '../../lib/manifest/manifest.js';
 import { query } from '../../lib/query/evaluate.js';
@@ -16,7 +16,7 @@ import { localizeDefinition, READ_ITEMS_SUFFIX, runLocalWorkflow, sharedDefiniti
 import { buildPartStep } from '../../lib/workflow/steps.js';
 import { writeSampleDataset } from '../../scripts/sample-data.js';
 import { fragmentBytes, writeFragment, type ColumnSpec } from '../support/dataset.js';
-import { startS3Server, type S3TestServer } from '../support/s3-server.js';
+import { useS3Server } from '../support/s3-env.js';
 import { tempDir } from '../support/tmp.js';
 
 type States = Record<string, Record<string, unknown>>;
@@ -165,25 +165,16 @@ describe('runLocalWorkflow', () => {
 });
 
 describe('runLocalWorkflow on S3', () => {
-  let server: S3TestServer;
-  const saved = { ...process.env };
-  beforeAll(async () => {
-    server = await startS3Server({ buckets: ['engine'] });
-    Object.assign(process.env, server.env);
-  });
-  afterAll(async () => {
-    process.env = saved;
-    await server?.stop();
-  });
+  const s3 = useS3Server({ buckets: ['engine'] });
 
   it('reads the Map items from the items file in the bucket and cleans the build prefix after commit', async () => {
     const store = new S3Store({ bucket: 'engine', prefix: 'ds' });
     for (let f = 0; f < 3; f++) await store.put(`data/f${f}.parquet`, fragmentBytes(COLS, rowsOf(f), { batchRows: 8, format: 'parquet' }));
-    server.resetLog();
+    s3.server.resetLog();
     const r = await runLocalWorkflow({ dataset: 's3://engine/ds', indexes: [{ column: 's', type: 'bitmap' }], groupRows: 30 });
     expect(r.kind).toBe('committed');
     expect(r.plan.items).toEqual({ bucket: 'engine', key: `ds/_index/builds/${r.plan.buildId}/items.json` });
-    expect(server.count({ method: 'GET', key: r.plan.items!.key })).toBe(1);
+    expect(s3.server.count({ method: 'GET', key: r.plan.items!.key })).toBe(1);
     expect(await listAll(store, '_index/builds/')).toEqual([]);
     expect((await query('s3://engine/ds', "s = 'v2'")).rows).toBeGreaterThan(0);
   });
