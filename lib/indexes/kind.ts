@@ -5,7 +5,7 @@
  */
 import type * as arrow from 'apache-arrow';
 import type { ColumnType, KeyValue } from '../format/column-type.js';
-import type { IpcFileReader } from '../format/ipc.js';
+import type { IpcFileReader, WrittenFile } from '../format/ipc.js';
 import type { RowSet } from '../format/rowset.js';
 import type { ObjectStore } from '../store/store.js';
 
@@ -28,6 +28,11 @@ export interface IndexFile {
   name: string;
   key: string;
   size: number;
+  /**
+   * CRC32C of the whole file in S3's encoding (base64 of the big-endian 4 bytes), computed
+   * as it was written. Absent in manifests written before checksums were recorded.
+   */
+  crc32c?: string;
 }
 
 /** Where a merge reads from and writes to. */
@@ -67,8 +72,16 @@ export interface Trainer {
   startFragment(fragmentId: number, rows: number): void;
   addBatch(data: arrow.Data): void;
   endFragment(): void;
-  /** Write the part file (create-only) and return its size. */
-  writePart(store: ObjectStore, key: string, metadata: Map<string, string>): Promise<number>;
+  /**
+   * Write the part file (create-only) and return what was written, with its checksums.
+   * `beforePublish` runs once the bytes are written and checksummed, before the part becomes
+   * visible (build-part records the part's checksum there).
+   */
+  writePart(store: ObjectStore, key: string, metadata: Map<string, string>, options?: WritePartOptions): Promise<WrittenFile>;
+}
+
+export interface WritePartOptions {
+  beforePublish?: (file: Omit<WrittenFile, 'key' | 'etag'>) => Promise<void>;
 }
 
 export interface IndexSearcher {

@@ -4,13 +4,13 @@
  */
 import * as arrow from 'apache-arrow';
 import { buildKeyData, comparatorFor, readKeyValues, type ColumnType, type KeyValue } from '../format/column-type.js';
-import { IpcFileReader, IpcFileWriter, makeBatch } from '../format/ipc.js';
+import { explainFailure, IpcFileReader, IpcFileWriter, makeBatch, type OpenOptions, type WrittenFile } from '../format/ipc.js';
 import { RoaringBitmap32, type RowSet } from '../format/rowset.js';
 import { IndexFileError, IndexParamsError } from '../errors.js';
 import type { ObjectStore } from '../store/store.js';
 import { BatchCursor, CursorHeap, HeldBytes } from './kway.js';
 import { segmentStats } from './scan.js';
-import { META, type Condition, type Coverage, type IndexFile, type IndexKind, type IndexParams, type IndexSearcher, type MergeInput, type MergeOutput, type Trainer, type WriterTuning } from './kind.js';
+import { META, type Condition, type Coverage, type IndexFile, type IndexKind, type IndexParams, type IndexSearcher, type MergeInput, type MergeOutput, type Trainer, type WritePartOptions, type WriterTuning } from './kind.js';
 
 export const ZONEMAP_FILE = 'zonemap.arrow';
 export const DEFAULT_ROWS_PER_ZONE = 8192;
@@ -89,9 +89,9 @@ class ZoneFileWriter {
     );
   }
 
-  async close(): Promise<number> {
+  async close(options: WritePartOptions = {}): Promise<WrittenFile> {
     await this.flush();
-    return (await this.out.close()).size;
+    return this.out.close(options.beforePublish);
   }
 
   async abort(): Promise<void> {
@@ -150,11 +150,11 @@ class ZoneTrainer implements Trainer {
     this.zone = undefined;
   }
 
-  async writePart(store: ObjectStore, key: string, metadata: Map<string, string>): Promise<number> {
+  async writePart(store: ObjectStore, key: string, metadata: Map<string, string>, options: WritePartOptions = {}): Promise<WrittenFile> {
     const w = await ZoneFileWriter.create(store, key, this.ct, metadata, this.tuning);
     try {
       for (const z of this.zones) await w.add(z);
-      return await w.close();
+      return await w.close(options);
     } catch (err) {
       await w.abort();
       throw err;
@@ -166,6 +166,15 @@ class ZoneTrainer implements Trainer {
 // Reading zone files
 
 function zonesOf(ct: ColumnType, what: string, batch: arrow.RecordBatch): Zone[] {
+  try {
+    return readZones(ct, what, batch);
+  } catch (err) {
+    if (err instanceof IndexFileError) throw err;
+    throw new IndexFileError(`${what}: unreadable zone map batch: ${(err as Error)?.message ?? err}`, { cause: err });
+  }
+}
+
+function readZones(ct: ColumnType, what: string, batch: arrow.RecordBatch): Zone[] {
   const col = (i: number) => {
     const d = batch.getChildAt(i)?.data[0];
     if (!d) throw new IndexFileError(`${what}: not a zone map file`);
@@ -179,7 +188,7 @@ function zonesOf(ct: ColumnType, what: string, batch: arrow.RecordBatch): Zone[]
   const start = col(5).values as BigUint64Array;
   const len = col(6).values as BigUint64Array;
   const o = [2, 3, 4, 5, 6].map((i) => col(i).offset);
-  return mins.map((min, i) => ({
+  const zones = mins.map((min, i) => ({
     min,
     max: maxs[i]!,
     nulls: nulls[o[0]! + i]!,
@@ -188,11 +197,18 @@ function zonesOf(ct: ColumnType, what: string, batch: arrow.RecordBatch): Zone[]
     start: Number(start[o[3]! + i]!),
     length: Number(len[o[4]! + i]!),
   }));
+  for (const z of zones) {
+    // Row offsets are u32 (index-format.md "Row addresses"); anything else is damage.
+    if (!(z.fragmentId <= 0xffffffff && z.start + z.length <= 2 ** 32 && z.nulls <= z.length && z.nans <= z.length && (z.min === null) === (z.max === null))) {
+      throw new IndexFileError(`${what}: impossible zone (fragment ${z.fragmentId}, start ${z.start}, length ${z.length}, ${z.nulls} nulls, ${z.nans} NaNs)`);
+    }
+  }
+  return zones;
 }
 
 /** Open a zone file, checking its schema and (when given) its rows_per_zone. */
-async function openZoneFile(store: ObjectStore, key: string, size: number | undefined, ct: ColumnType, rowsPerZone?: number): Promise<IpcFileReader> {
-  return checkZoneSchema(store, await IpcFileReader.open(store, key, size), ct, rowsPerZone);
+async function openZoneFile(store: ObjectStore, key: string, options: OpenOptions, ct: ColumnType, rowsPerZone?: number): Promise<IpcFileReader> {
+  return checkZoneSchema(store, await IpcFileReader.open(store, key, options), ct, rowsPerZone);
 }
 
 function checkZoneSchema(store: ObjectStore, reader: IpcFileReader, ct: ColumnType, rowsPerZone?: number): IpcFileReader {
@@ -215,34 +231,37 @@ async function mergeZones(input: MergeInput): Promise<MergeOutput> {
   const rowsPerZone = input.params.rowsPerZone!;
   const held = new HeldBytes();
   const sources: { reader: IpcFileReader; isPart: boolean }[] = [];
-  const prev = input.previous?.find((f) => f.name === ZONEMAP_FILE);
-  if (prev) sources.push({ reader: await openZoneFile(store, prev.key, prev.size, ct, rowsPerZone), isPart: false });
-  for (const p of input.parts) sources.push({ reader: checkZoneSchema(store, p.reader, ct, rowsPerZone), isPart: true });
-
-  const order = (a: Zone, b: Zone) => a.fragmentId - b.fragmentId || a.start - b.start;
-  const heap = new CursorHeap<Zone>(order);
-  for (const [i, src] of sources.entries()) {
-    const reader = src.reader;
-    const what = store.describe(reader.key);
-    const keep = src.isPart ? input.keepPartFragment : () => true;
-    const c = new BatchCursor(
-      reader.batches(0)[Symbol.asyncIterator](),
-      (b: arrow.RecordBatch) => zonesOf(ct, what, b).filter((z) => keep(z.fragmentId)),
-      (b) => b.data.children.reduce((n, ch) => n + (ch.values?.byteLength ?? 0) + (ch.valueOffsets?.byteLength ?? 0), 0),
-      held,
-    );
-    heap.push(await c.start(), i);
-  }
-  const outKey = `${input.outDir}/${ZONEMAP_FILE}`;
-  // The metadata is set on the schema here, not taken from a batch: Lance PR #6840 lost
-  // rows_per_zone exactly that way.
-  const metadata = new Map([
-    [META.indexType, 'zonemap'],
-    [META.column, input.column],
-    [META.rowsPerZone, String(rowsPerZone)],
-  ]);
-  const w = await ZoneFileWriter.create(store, outKey, ct, metadata, input.tuning);
+  let w: ZoneFileWriter | undefined;
+  // Every input is verified against its checksum as it streams through (to its end, before
+  // anything is published); on any failure, a damaged input is what gets reported.
   try {
+    const prev = input.previous?.find((f) => f.name === ZONEMAP_FILE);
+    if (prev) sources.push({ reader: await openZoneFile(store, prev.key, prev, ct, rowsPerZone), isPart: false });
+    for (const p of input.parts) sources.push({ reader: checkZoneSchema(store, p.reader, ct, rowsPerZone), isPart: true });
+
+    const order = (a: Zone, b: Zone) => a.fragmentId - b.fragmentId || a.start - b.start;
+    const heap = new CursorHeap<Zone>(order);
+    for (const [i, src] of sources.entries()) {
+      const reader = src.reader;
+      const what = store.describe(reader.key);
+      const keep = src.isPart ? input.keepPartFragment : () => true;
+      const c = new BatchCursor(
+        reader.batches(0)[Symbol.asyncIterator](),
+        (b: arrow.RecordBatch) => zonesOf(ct, what, b).filter((z) => keep(z.fragmentId)),
+        (b) => b.data.children.reduce((n, ch) => n + (ch.values?.byteLength ?? 0) + (ch.valueOffsets?.byteLength ?? 0), 0),
+        held,
+      );
+      heap.push(await c.start(), i);
+    }
+    const outKey = `${input.outDir}/${ZONEMAP_FILE}`;
+    // The metadata is set on the schema here, not taken from a batch: Lance PR #6840 lost
+    // rows_per_zone exactly that way.
+    const metadata = new Map([
+      [META.indexType, 'zonemap'],
+      [META.column, input.column],
+      [META.rowsPerZone, String(rowsPerZone)],
+    ]);
+    w = await ZoneFileWriter.create(store, outKey, ct, metadata, input.tuning);
     const owner = new Map<number, number>();
     while (heap.size > 0) {
       const { c, i } = heap.pop()!;
@@ -254,11 +273,11 @@ async function mergeZones(input: MergeInput): Promise<MergeOutput> {
       await c.advance();
       heap.push(c, i);
     }
-    const size = await w.close();
-    return { files: [{ name: ZONEMAP_FILE, key: outKey, size }], peakHeldBytes: held.peak, maxInputBatchBytes: held.maxBatch };
+    const written = await w.close();
+    return { files: [{ name: ZONEMAP_FILE, key: outKey, size: written.size, crc32c: written.crc32c }], peakHeldBytes: held.peak, maxInputBatchBytes: held.maxBatch };
   } catch (err) {
-    await w.abort().catch(() => undefined);
-    throw err;
+    await w?.abort().catch(() => undefined);
+    throw await explainFailure(err, [...sources.map((s) => s.reader), ...input.parts.map((p) => p.reader)]);
   }
 }
 
@@ -338,10 +357,17 @@ export const zonemapIndex: IndexKind = {
   async open(store: ObjectStore, ct: ColumnType, files: IndexFile[], coverage: Coverage): Promise<IndexSearcher> {
     const f = files.find((x) => x.name === ZONEMAP_FILE);
     if (!f) throw new IndexFileError(`zone map index version lacks ${ZONEMAP_FILE}`);
-    const file = await openZoneFile(store, f.key, f.size, ct);
+    // Every zone is read before any is used, so a recorded checksum is verified (whole file)
+    // before the searcher answers anything.
+    const file = await openZoneFile(store, f.key, f, ct);
     const zones: Zone[] = [];
     const covered = new Set(coverage.fragmentIds);
-    for await (const b of file.batches()) for (const z of zonesOf(ct, f.key, b)) if (covered.has(z.fragmentId)) zones.push(z);
+    const where = store.describe(f.key);
+    try {
+      for await (const b of file.batches()) for (const z of zonesOf(ct, where, b)) if (covered.has(z.fragmentId)) zones.push(z);
+    } catch (err) {
+      throw await explainFailure(err, [file]);
+    }
     return new ZoneSearcher(ct, zones, file.reads);
   },
 };

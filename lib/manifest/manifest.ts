@@ -3,9 +3,17 @@
  * fragments and defined indexes. Every commit writes the next version create-only; a commit
  * that finds its version taken reloads the latest and re-applies its change (rebase), so two
  * builds racing on one dataset both land, one after the other.
+ *
+ * Integrity: each version carries `crc32c`, the CRC32C of its canonical JSON without that
+ * field (json-checksum.ts), verified on every read, so a damaged manifest is an error, never
+ * a different answer. Each index file entry carries the file's CRC32C, computed as the file
+ * was written; readers verify what they read against it. Both fields are optional: versions
+ * written before them are read (unverified) as before.
  */
 import { z } from 'zod';
 import { AlreadyExistsError, CommitConflictError, IndexFileError } from '../errors.js';
+import { isEncodedCrc32c } from '../format/crc32c.js';
+import { CONTENT_CHECKSUM_FIELD, verifyContentChecksum, withContentChecksum } from '../format/json-checksum.js';
 import type { ObjectStore } from '../store/store.js';
 
 export const MANIFEST_FORMAT = 'serverless-scalar-index/manifest/1';
@@ -25,7 +33,13 @@ const FragmentEntrySchema = z.object({
   failed: z.string().optional(),
 });
 
-const IndexFileSchema = z.object({ name: z.string(), key: z.string(), size: z.number().int().nonnegative() });
+const IndexFileSchema = z.object({
+  name: z.string(),
+  key: z.string(),
+  size: z.number().int().nonnegative(),
+  /** CRC32C of the whole file, base64 of the big-endian 4 bytes (as S3 encodes it). */
+  crc32c: z.string().refine(isEncodedCrc32c, 'not a base64 CRC32C').optional(),
+});
 
 const IndexEntrySchema = z.object({
   name: z.string().min(1),
@@ -76,14 +90,20 @@ export async function readManifest(store: ObjectStore, version: number): Promise
   const bytes = await store.read(key);
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(bytes));
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (err) {
     throw new IndexFileError(`manifest ${store.describe(key)} is not valid JSON`, { cause: err });
   }
+  verifyContentChecksum(json, `manifest ${store.describe(key)}`);
   const parsed = ManifestSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new IndexFileError(`manifest ${store.describe(key)} is malformed: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+  }
+  // A version that records file checksums was written with its own: if that is gone (a
+  // damaged field name), the content cannot be trusted.
+  if (!(CONTENT_CHECKSUM_FIELD in (json as object)) && parsed.data.indexes.some((e) => e.files.some((f) => f.crc32c !== undefined))) {
+    throw new IndexFileError(`manifest ${store.describe(key)} records file checksums but lacks its own ${CONTENT_CHECKSUM_FIELD} field`);
   }
   if (parsed.data.version !== version) throw new IndexFileError(`manifest ${store.describe(key)} claims version ${parsed.data.version}`);
   return parsed.data;
@@ -121,7 +141,8 @@ export async function commitManifest(
     const content: Manifest = { ...next, format: MANIFEST_FORMAT, version, createdAt: new Date().toISOString() };
     ManifestSchema.parse(content);
     try {
-      await store.put(versionKey(version), new TextEncoder().encode(`${JSON.stringify(content, null, 1)}\n`), { createOnly: true });
+      const body = `${JSON.stringify(withContentChecksum(content), null, 1)}\n`;
+      await store.put(versionKey(version), new TextEncoder().encode(body), { createOnly: true });
       return { manifest: content, committed: true, attempts: attempt };
     } catch (err) {
       if (!(err instanceof AlreadyExistsError)) throw err;

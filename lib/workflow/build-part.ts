@@ -1,6 +1,7 @@
 /**
  * Step 2 of a build (one worker per fragment group): read each fragment of the group once and
- * feed every index that needs it, then write one part file per index, create-only.
+ * feed every index that needs it, then write one part file per index, create-only, each with
+ * its checksum record (`<part>.crc32c`) for the merge to verify it against.
  */
 import { openDataset } from '../dataset.js';
 import { AlreadyExistsError, ColumnTypeError, FragmentChangedError, IndexFileError } from '../errors.js';
@@ -10,6 +11,7 @@ import { columnIndex, loadFragment } from '../fragments/reader.js';
 import { META, type Trainer, type WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
 import { readPlan } from './plan.js';
+import { recordPartChecksum } from './part-checksum.js';
 import { BuildPartInputSchema, partKey, type BuildPartInput, type BuildPartOutput, type PlannedIndex } from './types.js';
 
 export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning): Promise<BuildPartOutput> {
@@ -73,7 +75,7 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
     ]);
     if (job.index.params.rowsPerZone !== undefined) metadata.set(META.rowsPerZone, String(job.index.params.rowsPerZone));
     try {
-      await job.trainer.writePart(store, key, metadata);
+      await job.trainer.writePart(store, key, metadata, { beforePublish: (f) => recordPartChecksum(store, key, f) });
     } catch (err) {
       // A retried worker finds its own part: accept it only if it covers the same fragments.
       if (!(err instanceof AlreadyExistsError)) throw err;

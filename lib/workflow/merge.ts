@@ -2,18 +2,24 @@
  * Step 3 of a build: check the part files against the plan, then stream them (with the
  * index's current version, when there is one) into a new version's files under a fresh
  * directory. Nothing is committed here.
+ *
+ * Every input is verified against its recorded CRC32C as it streams through (parts against
+ * the `<part>.crc32c` records build-part wrote, the current version against the manifest),
+ * and the new files' checksums, computed as they are written, go into the merge output for
+ * the commit to record.
  */
 import { randomBytes } from 'node:crypto';
 import { openDataset } from '../dataset.js';
 import { ColumnTypeError, IndexFileError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
-import { IpcFileReader } from '../format/ipc.js';
+import { explainFailure, IpcFileReader } from '../format/ipc.js';
 import { META, type WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
 import { loadLatestManifest } from '../manifest/manifest.js';
 import { listAll, type ObjectStore } from '../store/store.js';
 import { readPlan } from './plan.js';
-import { buildPrefix, MergeInputSchema, PART_NAME, type MergedIndex, type MergeOutput, type MergeStepInput, type Plan, type PlannedIndex } from './types.js';
+import { readPartChecksum } from './part-checksum.js';
+import { buildPrefix, MergeInputSchema, PART_CHECKSUM_SUFFIX, PART_NAME, type MergedIndex, type MergeOutput, type MergeStepInput, type Plan, type PlannedIndex } from './types.js';
 
 export async function merge(rawInput: MergeStepInput, tuning?: WriterTuning): Promise<MergeOutput> {
   const input = MergeInputSchema.parse(rawInput);
@@ -31,7 +37,7 @@ export async function merge(rawInput: MergeStepInput, tuning?: WriterTuning): Pr
     // Every planned index has at least one group, and checkParts requires all of them.
     const first = parts[0];
     if (!first) throw new IndexFileError(`index ${planned.name}: the plan of build ${plan.buildId} lists no parts`);
-    const valueType = partsValueType(store, parts, base?.valueType ?? planned.valueType, planned.name);
+    const valueType = await partsValueType(store, parts, base?.valueType ?? planned.valueType, planned.name);
     const ct = describeColumnType(planned.column, first.reader.schema.fields[0]!.type);
     const kind = indexKind(planned.type);
     const outDir = `_index/indexes/${planned.name}/${newVersionDir()}`;
@@ -75,6 +81,7 @@ async function checkParts(store: ObjectStore, plan: Plan, planned: PlannedIndex)
   const found = new Map<number, { key: string; size: number }>();
   for (const o of await listAll(store, prefix)) {
     const name = o.key.slice(prefix.length);
+    if (name.endsWith(PART_CHECKSUM_SUFFIX) && PART_NAME.test(name.slice(0, -PART_CHECKSUM_SUFFIX.length))) continue;
     const m = PART_NAME.exec(name);
     if (!m || m[2] !== planned.type) throw new IndexFileError(`unexpected file among the parts of ${planned.name}: ${store.describe(o.key)}`);
     found.set(Number(m[1]), { key: o.key, size: o.size });
@@ -86,29 +93,44 @@ async function checkParts(store: ObjectStore, plan: Plan, planned: PlannedIndex)
   if (extra.length > 0) throw new IndexFileError(`index ${planned.name}: unexpected part files for group(s) ${extra.join(', ')} not in the plan of build ${plan.buildId}`);
   const wanted = new Set(planned.fragmentIds);
   const parts: PartFile[] = [];
-  for (const groupId of [...found.keys()].sort((a, b) => a - b)) {
-    const { key, size } = found.get(groupId)!;
-    const reader = await IpcFileReader.open(store, key, size);
-    const group = plan.groups.find((g) => g.groupId === groupId)!;
-    const ids = group.fragments.filter((f) => wanted.has(f.id)).map((f) => f.id).join(',');
-    if (reader.metadata.get(META.fragmentIds) !== ids) {
-      throw new IndexFileError(`part ${store.describe(key)} covers fragments [${reader.metadata.get(META.fragmentIds)}], the plan says [${ids}]`);
+  try {
+    for (const groupId of [...found.keys()].sort((a, b) => a - b)) {
+      const { key, size } = found.get(groupId)!;
+      // Verified against the checksum build-part recorded: at open for a small part, else
+      // as the merge streams it through, before anything is published.
+      const recorded = await readPartChecksum(store, key);
+      if (recorded.size !== size) {
+        throw new IndexFileError(`part ${store.describe(key)} is ${size} bytes, but was written as ${recorded.size} bytes (truncated or replaced)`);
+      }
+      const reader = await IpcFileReader.open(store, key, { size, crc32c: recorded.crc32c });
+      parts.push({ groupId, reader });
+      const group = plan.groups.find((g) => g.groupId === groupId)!;
+      const ids = group.fragments.filter((f) => wanted.has(f.id)).map((f) => f.id).join(',');
+      if (reader.metadata.get(META.fragmentIds) !== ids) {
+        throw new IndexFileError(`part ${store.describe(key)} covers fragments [${reader.metadata.get(META.fragmentIds)}], the plan says [${ids}]`);
+      }
+      if (planned.params.rowsPerZone !== undefined && reader.metadata.get(META.rowsPerZone) !== String(planned.params.rowsPerZone)) {
+        throw new IndexFileError(`part ${store.describe(key)} has rows_per_zone ${reader.metadata.get(META.rowsPerZone)}, the index has ${planned.params.rowsPerZone}`);
+      }
     }
-    if (planned.params.rowsPerZone !== undefined && reader.metadata.get(META.rowsPerZone) !== String(planned.params.rowsPerZone)) {
-      throw new IndexFileError(`part ${store.describe(key)} has rows_per_zone ${reader.metadata.get(META.rowsPerZone)}, the index has ${planned.params.rowsPerZone}`);
-    }
-    parts.push({ groupId, reader });
+  } catch (err) {
+    // A part's footer is read before its bytes are verified: if one is damaged, say so.
+    throw await explainFailure(err, parts.map((p) => p.reader));
   }
   return parts;
 }
 
 /** All parts must hold one value type, the index's own when it already exists. */
-function partsValueType(store: ObjectStore, parts: PartFile[], expected: string | undefined, name: string): string {
+async function partsValueType(store: ObjectStore, parts: PartFile[], expected: string | undefined, name: string): Promise<string> {
   let sig = expected;
-  for (const p of parts) {
-    const s = describeColumnType('keys', p.reader.schema.fields[0]!.type).signature;
-    if (sig !== undefined && s !== sig) throw new ColumnTypeError(`index ${name}: part ${store.describe(p.reader.key)} holds ${s} values, expected ${sig}`);
-    sig ??= s;
+  try {
+    for (const p of parts) {
+      const s = describeColumnType('keys', p.reader.schema.fields[0]!.type).signature;
+      if (sig !== undefined && s !== sig) throw new ColumnTypeError(`index ${name}: part ${store.describe(p.reader.key)} holds ${s} values, expected ${sig}`);
+      sig ??= s;
+    }
+  } catch (err) {
+    throw await explainFailure(err, parts.map((p) => p.reader));
   }
   return sig!;
 }

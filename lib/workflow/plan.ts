@@ -6,8 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import * as arrow from 'apache-arrow';
 import { openDataset } from '../dataset.js';
-import { ColumnTypeError, FragmentChangedError, FragmentReadError, IndexParamsError, MissingColumnError, UsageError } from '../errors.js';
+import { ColumnTypeError, FragmentChangedError, FragmentReadError, IndexFileError, IndexParamsError, MissingColumnError, ScalarIndexError, UsageError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
+import { verifyContentChecksum, withContentChecksum } from '../format/json-checksum.js';
 import { columnIndex, FRAGMENT_EXTENSIONS, isFragmentKey, loadFragment, type LoadedFragment } from '../fragments/reader.js';
 import { indexKind } from '../indexes/registry.js';
 import { commitManifest, loadLatestManifest, type Manifest } from '../manifest/manifest.js';
@@ -175,7 +176,7 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   };
   const hasWork = indexes.length > 0;
   if (hasWork) {
-    await store.put(planKey(buildId), new TextEncoder().encode(JSON.stringify(thePlan)), { createOnly: true });
+    await store.put(planKey(buildId), new TextEncoder().encode(JSON.stringify(withContentChecksum(thePlan))), { createOnly: true });
     const items = groups.map((g) => ({ dataset: input.dataset, buildId, groupId: g.groupId }));
     await store.put(itemsKey(buildId), new TextEncoder().encode(JSON.stringify(items)), { createOnly: true });
   }
@@ -192,8 +193,24 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   };
 }
 
+/**
+ * A build's plan, verified against its content checksum: every later step trusts its
+ * fragment ids and groups.
+ *
+ * @throws IndexFileError naming plan.json when it is not JSON or fails its checksum
+ */
 export async function readPlan(store: ObjectStore, buildId: string): Promise<Plan> {
-  return JSON.parse(new TextDecoder().decode(await store.read(planKey(buildId)))) as Plan;
+  const key = planKey(buildId);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await store.read(key)));
+  } catch (err) {
+    if (err instanceof ScalarIndexError) throw err;
+    throw new IndexFileError(`build plan ${store.describe(key)} is not valid JSON`, { cause: err });
+  }
+  verifyContentChecksum(json, `build plan ${store.describe(key)}`);
+  const { crc32c: _checksum, ...plan } = json as Plan & { crc32c?: string };
+  return plan;
 }
 
 interface NormalizedRequest {

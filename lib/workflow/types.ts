@@ -110,7 +110,8 @@ export interface MergedIndex {
   valueType: string;
   /** Keys of the files the merge started from (empty for a new index). */
   baseFiles: string[];
-  files: { name: string; key: string; size: number }[];
+  /** The new version's files, with the CRC32C computed as each was written. */
+  files: { name: string; key: string; size: number; crc32c?: string }[];
   fragmentIds: number[];
   peakHeldBytes: number;
 }
@@ -134,3 +135,10 @@ export const itemsKey = (buildId: string) => `${buildPrefix(buildId)}items.json`
 export const partKey = (buildId: string, index: string, groupId: number, type: string) =>
   `${buildPrefix(buildId)}${index}/part_${groupId}_${type}.arrow`;
 export const PART_NAME = /^part_(0|[1-9][0-9]{0,9})_(zonemap|bitmap)\.arrow$/;
+/**
+ * A part's checksum record, `<part key>.crc32c`: JSON `{"size": n, "crc32c": "<base64>"}`,
+ * written create-only by build-part after the part's bytes are checksummed and before the
+ * part is published, so every visible part has one. The merge verifies the part against it.
+ */
+export const PART_CHECKSUM_SUFFIX = '.crc32c';
+export const partChecksumKey = (partKey: string) => `${partKey}${PART_CHECKSUM_SUFFIX}`;
