@@ -12,13 +12,9 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadLatestManifest, listVersions, readManifest } from '../../lib/manifest/manifest.js';
-import { LocalStore } from '../../lib/store/local.js';
-import { S3Store } from '../../lib/store/s3.js';
-import type { ObjectStore } from '../../lib/store/store.js';
 import { build } from '../../lib/workflow/build.js';
 import { fragmentBytes, type ColumnSpec } from '../support/dataset.js';
-import { useS3Server } from '../support/s3-env.js';
-import { tempDir } from '../support/tmp.js';
+import { datasetTargets, useS3Server, type DatasetTarget } from '../support/s3-env.js';
 
 const CLI = path.join(import.meta.dirname, '../support/cli-entry.ts');
 const COLS: ColumnSpec[] = [
@@ -32,21 +28,8 @@ const rows = (f: number) => ({
 
 const s3 = useS3Server({ buckets: ['race'] });
 
-interface Target {
-  dataset: string;
-  store: ObjectStore;
-}
-let n = 0;
-const targets: Record<string, () => Target> = {
-  'local directory': () => {
-    const dir = tempDir('ssi-race-');
-    return { dataset: dir, store: new LocalStore(dir) };
-  },
-  'S3 (412-honouring proxy)': () => {
-    const prefix = `r${n++}`;
-    return { dataset: `s3://race/${prefix}`, store: new S3Store({ bucket: 'race', prefix }) };
-  },
-};
+type Target = DatasetTarget;
+const targets = datasetTargets('race');
 
 const put = (t: Target, name: string, f: number) => t.store.put(`data/${name}`, fragmentBytes(COLS, rows(f), { batchRows: 8, format: f % 2 ? 'parquet' : 'file' }));
 
@@ -80,7 +63,7 @@ function writerProcess(t: Target, w: number, fragments: number, startAt: number)
 
 describe.each(Object.keys(targets))('four racing builds on %s', (kind) => {
   it('cover every fragment exactly once, with linear history and honest summaries', async () => {
-    const t = targets[kind]!();
+    const t = targets[kind as keyof typeof targets]();
     await put(t, 'seed.arrow', 100);
     await build({ dataset: t.dataset, indexes: [{ column: 'k', type: 'bitmap' }, { column: 's', type: 'zonemap', rowsPerZone: 8 }] });
     s3.server.resetLog();

@@ -9,13 +9,10 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadLatestManifest, listVersions } from '../../lib/manifest/manifest.js';
 import { query, type QueryResult } from '../../lib/query/evaluate.js';
-import { LocalStore } from '../../lib/store/local.js';
-import { S3Store } from '../../lib/store/s3.js';
 import type { ObjectStore } from '../../lib/store/store.js';
 import { build } from '../../lib/workflow/build.js';
 import { fragmentBytes, type ColumnSpec } from '../support/dataset.js';
-import { useS3Server } from '../support/s3-env.js';
-import { tempDir } from '../support/tmp.js';
+import { datasetTargets, useS3Server, type DatasetTarget } from '../support/s3-env.js';
 
 const ENTRY = path.join(import.meta.dirname, '../support/crash-entry.ts');
 const COLS: ColumnSpec[] = [
@@ -34,21 +31,8 @@ const QUERIES = ['k = 5', "s = 'w2' OR k IN (1, 2)", 's IS NULL'];
 
 const s3 = useS3Server({ buckets: ['crash'] });
 
-interface Target {
-  dataset: string;
-  store: ObjectStore;
-}
-let n = 0;
-const targets: Record<string, () => Target> = {
-  'local directory': () => {
-    const dir = tempDir('ssi-crash-');
-    return { dataset: dir, store: new LocalStore(dir) };
-  },
-  S3: () => {
-    const prefix = `c${n++}`;
-    return { dataset: `s3://crash/${prefix}`, store: new S3Store({ bucket: 'crash', prefix }) };
-  },
-};
+type Target = DatasetTarget;
+const targets = datasetTargets('crash');
 
 async function addFragments(t: Target, from: number, to: number): Promise<void> {
   for (let f = from; f < to; f++) {
@@ -81,7 +65,7 @@ describe.each(Object.keys(targets))('crash points on %s', (kind) => {
   // The uninterrupted reference: fragments 0-3, build, fragments 4-9, build.
   let reference: Record<string, string>;
   beforeAll(async () => {
-    const ref = targets[kind]!();
+    const ref = targets[kind as keyof typeof targets]();
     await addFragments(ref, 0, 4);
     await build({ dataset: ref.dataset, indexes: INDEXES, groupRows: 30 });
     await addFragments(ref, 4, 10);
@@ -90,7 +74,7 @@ describe.each(Object.keys(targets))('crash points on %s', (kind) => {
   });
 
   it.each(['after-parts:2', 'before-commit', 'before-cleanup'])('killed %s: queries keep answering, a rerun converges', async (point) => {
-    const t = targets[kind]!();
+    const t = targets[kind as keyof typeof targets]();
     await addFragments(t, 0, 4);
     await build({ dataset: t.dataset, indexes: INDEXES, groupRows: 30 });
     const before = await Promise.all(QUERIES.map((q) => query(t.dataset, q)));
