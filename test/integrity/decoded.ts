@@ -47,7 +47,7 @@ function isValid(data: arrow.Data, i: number): boolean {
   return ((data.nullBitmap[pos >> 3]! >> (pos & 7)) & 1) === 1;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function varBytes(data: arrow.Data, j: number): Uint8Array {
   const offsets = data.valueOffsets as Int32Array | BigInt64Array;

@@ -276,6 +276,9 @@ const STRING_EDGES: readonly string[] = [
   '\ue000',
   '\uffff',
   '\ufffd',
+  // A leading U+FEFF is data; default TextDecoders drop it, so it must survive every read.
+  '\ufeff',
+  '\ufeffa',
   '\u{10000}',
   '\u{1f600}',
   '\u{10ffff}',

@@ -78,7 +78,7 @@ export function isoSpellings(type: 'date32' | 'date64' | 'timestamp_ms' | 'times
   return out;
 }
 
-const STRING_EDGE_LITERALS: readonly string[] = ['', 'a', 'b', 'é', '\u0000', '\ue000', '\uffff', '\u{10000}', '\u{1f600}', '\u{10ffff}', 'a\u{1f600}', 'a\uffff', '\u00ff'];
+const STRING_EDGE_LITERALS: readonly string[] = ['', 'a', 'b', 'é', '\u0000', '\ue000', '\uffff', '\u{10000}', '\u{1f600}', '\u{10ffff}', 'a\u{1f600}', 'a\uffff', '\u00ff', '\ufeff', '\ufeffa'];
 
 function presentValues(ds: GeneratedDataset, column: string): unknown[] {
   const out: unknown[] = [];
@@ -131,7 +131,7 @@ function literalPools(type: ColumnType, present: readonly unknown[]): { data: Li
       }
       break;
     case 'binary': {
-      const strict = new TextDecoder('utf-8', { fatal: true });
+      const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
       for (const v of present) {
         try {
           data.push(str(strict.decode(v as Uint8Array)));
