@@ -19,6 +19,13 @@ const lib = async <T>(rel: string, fromSource: () => Promise<T>): Promise<T> =>
 
 const { query } = await lib('query/evaluate.js', () => import('../../lib/query/evaluate.js'));
 const { build } = await lib('workflow/build.js', () => import('../../lib/workflow/build.js'));
+const { QueryCache } = await lib('query/cache.js', () => import('../../lib/query/cache.js'));
+
+/**
+ * One cache for this long-lived query process, as LanceDB's table handle keeps its index
+ * cache: manifests and opened bitmap indexes are reused, the versions are listed every query.
+ */
+const cache = new QueryCache();
 
 /**
  * Row addresses as sorted u64le, one fragment at a time so that a zone map's "every row"
@@ -57,7 +64,7 @@ serve({
   /** One query; with `answer`, the row addresses are written there as sorted u64le. */
   async query(args: { dataset: string; where: string; answer?: string }) {
     const t0 = performance.now();
-    const result = await query(args.dataset, args.where);
+    const result = await query(args.dataset, args.where, { cache });
     const ms = performance.now() - t0;
     if (args.answer) writeAnswer(args.answer, result.fragments);
     return {

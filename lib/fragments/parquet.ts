@@ -14,10 +14,18 @@
  *   Utf8/Binary. Should a later version return them, describeColumnType refuses the column
  *   with a ColumnTypeError naming the type, rather than anything misreading it.
  */
+import { createRequire } from 'node:module';
 import * as arrow from 'apache-arrow';
-import { parquetMetadataAsync, parquetSchema, type AsyncBuffer } from 'hyparquet';
-import { readParquet } from 'parquet-wasm/node';
+import type { AsyncBuffer } from 'hyparquet';
 import { FragmentReadError } from '../errors.js';
+
+/**
+ * parquet-wasm (its wasm module is compiled at import, ~70 ms) is loaded on the first Parquet
+ * fragment, not by every process and build worker that only ever sees Arrow files. Its Node
+ * build is CommonJS, so it loads synchronously and `decodeParquet` stays synchronous.
+ */
+let parquetWasm: typeof import('parquet-wasm/node') | undefined;
+const loadParquetWasm = () => (parquetWasm ??= createRequire(import.meta.url)('parquet-wasm/node') as typeof import('parquet-wasm/node'));
 
 /**
  * Rows per decoded batch. arrow-rs defaults to 1024, which made a 1M-row int32+utf8 file
@@ -66,7 +74,7 @@ export function decodeParquet(where: string, bytes: Uint8Array, batchRows = PARQ
   try {
     // intoIPCStream consumes the wasm table, freeing its memory; readParquet frees its copy of
     // the input. Nothing else here holds wasm memory, so there is nothing to free().
-    ipc = readParquet(bytes, { batchSize: batchRows }).intoIPCStream();
+    ipc = loadParquetWasm().readParquet(bytes, { batchSize: batchRows }).intoIPCStream();
   } catch (err) {
     throw fail(wasmReason(err), err);
   }
@@ -129,6 +137,7 @@ export async function readParquetFooter(read: (start: number, end: number) => Pr
   };
   try {
     if (size < 12) throw new Error(`${size} bytes is too small for a Parquet file`);
+    const { parquetMetadataAsync, parquetSchema } = await import('hyparquet');
     const metadata = await parquetMetadataAsync(buffer, { initialFetchSize: FOOTER_FETCH_BYTES, geoparquet: false });
     const columns = parquetSchema(metadata).children.map((c) => c.element.name);
     return { rows: Number(metadata.num_rows), columns };

@@ -12,8 +12,10 @@ import { buildKeyData, comparatorFor, readKeyValues, type ColumnType, type KeyVa
 import { checksumMismatch, crc32c, decodeCrc32c, encodeCrc32c, isEncodedCrc32c } from '../format/crc32c.js';
 import { explainFailure, IpcFileReader, IpcFileWriter, makeBatch, type WrittenFile } from '../format/ipc.js';
 import { checkIpcMetadata } from '../format/ipc-metadata.js';
+import { serializePortable } from '../format/roaring-portable.js';
 import { RoaringBitmap32, decodeEntry, encodeEntries, splitEntries, type RowSet, type RowSetEntry } from '../format/rowset.js';
 import { IndexFileError, ValueTooLargeError } from '../errors.js';
+import type { QueryCache } from '../query/cache.js';
 import type { ObjectStore } from '../store/store.js';
 import { BatchCursor, CursorHeap, HeldBytes } from './kway.js';
 import { createSlotAssigner, NULL_SLOT, type SlotAssigner } from './scan.js';
@@ -163,6 +165,7 @@ class BitmapFileWriter {
 class BitmapTrainer implements Trainer {
   private readonly slots: SlotAssigner;
   private codes = new Int32Array(0);
+  private order = new Uint32Array(0);
   private filled = 0;
   private fragmentId = -1;
   /** Serialized roaring bitmaps per slot, in ascending fragment order. */
@@ -200,16 +203,17 @@ class BitmapTrainer implements Trainer {
     const starts = new Int32Array(slotCount + 1);
     for (let i = 0; i < n; i++) starts[codes[i]! + 1]!++;
     for (let s = 0; s < slotCount; s++) starts[s + 1]! += starts[s]!;
-    const order = new Uint32Array(n);
+    // Reused across fragments: the serialized bitmaps are copies.
+    if (this.order.length < n) this.order = new Uint32Array(n);
+    const order = this.order;
     const cursor = starts.slice(0, slotCount);
     for (let i = 0; i < n; i++) order[cursor[codes[i]!]!++] = i;
     for (let s = 0; s < slotCount; s++) {
       const a = starts[s]!;
       const b = starts[s + 1]!;
       if (a === b) continue;
-      const bitmap = new RoaringBitmap32(order.subarray(a, b));
-      bitmap.runOptimize();
-      (this.perSlot[s] ??= []).push({ fragmentId: this.fragmentId, bytes: bitmap.serialize('portable') });
+      // The bytes roaring would write after runOptimize(), without an N-API round trip per value.
+      (this.perSlot[s] ??= []).push({ fragmentId: this.fragmentId, bytes: serializePortable(order, a, b) });
     }
   }
 
@@ -351,33 +355,56 @@ async function mergeBitmaps(input: MergeInput): Promise<MergeOutput> {
 // ---------------------------------------------------------------------------------------------
 // Searching
 
+/**
+ * What an opened bitmap index version holds that never changes: its file reader (footer
+ * read, checksums known), its lookup table, and the batches read so far (verified and
+ * decoded). One query owns one; with a QueryCache, queries share it.
+ */
+interface OpenedBitmap {
+  file: IpcFileReader;
+  lookup: LookupEntry[];
+  batches: Map<number, BitmapRow[]>;
+  /** Bytes held, for the cache's accounting. */
+  bytes: number;
+  /** Called when a batch joins `batches`. */
+  grew?: () => void;
+}
+
 class BitmapSearcher implements IndexSearcher {
-  private readonly batchCache = new Map<number, BitmapRow[]>();
   private readonly cmp: (a: Key, b: Key) => number;
+  private readonly lookup: LookupEntry[];
+  private readonly file: IpcFileReader;
+  private readonly readsBefore: number;
 
   constructor(
     private readonly ct: ColumnType,
-    private readonly file: IpcFileReader,
+    private readonly opened: OpenedBitmap,
     private readonly lookupReads: number,
-    private readonly lookup: LookupEntry[],
     private readonly fragmentRows: (id: number) => number | undefined,
     private readonly covered: readonly number[],
   ) {
     this.cmp = keyComparator(ct);
+    this.lookup = opened.lookup;
+    this.file = opened.file;
+    this.readsBefore = opened.file.reads;
   }
 
+  /** Reads this searcher caused (a shared reader counts every query's). */
   get reads(): number {
-    return this.file.reads + this.lookupReads;
+    return this.file.reads - this.readsBefore + this.lookupReads;
   }
 
   private async rows(batch: number): Promise<BitmapRow[]> {
-    let rows = this.batchCache.get(batch);
+    let rows = this.opened.batches.get(batch);
     if (!rows) {
-      rows = bitmapRows(this.ct, this.file.where, await this.file.readBatch(batch));
+      const data = await this.file.readBatch(batch);
+      rows = bitmapRows(this.ct, this.file.where, data);
       if (rows.length !== this.lookup[batch]!.count) {
         throw new IndexFileError(`bitmap batch ${batch} of ${this.file.where} holds ${rows.length} keys, its lookup table says ${this.lookup[batch]!.count}`);
       }
-      this.batchCache.set(batch, rows);
+      this.opened.batches.set(batch, rows);
+      this.opened.bytes += rows.reduce((n, r) => n + r.set.byteLength + 64, 0);
+      this.opened.grew?.();
     }
     return rows;
   }
@@ -511,15 +538,23 @@ function decodeLookup(ct: ColumnType, bytes: Uint8Array, where: string): LookupT
   }
 }
 
-async function openBitmap(
-  store: ObjectStore,
-  ct: ColumnType,
-  files: IndexFile[],
-  coverage: Coverage,
-): Promise<IndexSearcher> {
+async function openBitmap(store: ObjectStore, ct: ColumnType, files: IndexFile[], coverage: Coverage, cache?: QueryCache): Promise<IndexSearcher> {
   const bitmap = files.find((f) => f.name === BITMAP_FILE);
   const lookupFile = files.find((f) => f.name === LOOKUP_FILE);
   if (!bitmap || !lookupFile) throw new IndexFileError(`bitmap index version lacks ${BITMAP_FILE} or ${LOOKUP_FILE}`);
+  // Index files never change once written; the key names the exact bytes the manifest recorded.
+  const cacheKey = `bitmap|${ct.signature}|${store.describe(bitmap.key)}|${bitmap.size}|${bitmap.crc32c}|${lookupFile.size}|${lookupFile.crc32c}`;
+  const cached = cache?.get<OpenedBitmap>(cacheKey);
+  if (cached) return new BitmapSearcher(ct, cached, 0, (id) => coverage.rows(id), coverage.fragmentIds);
+  const opened = await openBitmapFiles(store, ct, bitmap, lookupFile);
+  if (cache) {
+    opened.grew = () => cache.set(cacheKey, opened, opened.bytes);
+    opened.grew();
+  }
+  return new BitmapSearcher(ct, opened, 1, (id) => coverage.rows(id), coverage.fragmentIds);
+}
+
+async function openBitmapFiles(store: ObjectStore, ct: ColumnType, bitmap: IndexFile, lookupFile: IndexFile): Promise<OpenedBitmap> {
   // The lookup table is small: read it whole (one read), verify it against the manifest and
   // decode it in memory. The bitmap file's footer is fetched at the same time: on S3 that
   // saves a round trip per query.
@@ -545,7 +580,7 @@ async function openBitmap(
     throw new IndexFileError(`bitmap lookup table ${lookupWhere} lists ${lookup.entries.length} batches, ${store.describe(bitmap.key)} has ${file.numBatches}`);
   }
   if (lookup.batchCrcs) file.expectBatchChecksums(lookup.batchCrcs);
-  return new BitmapSearcher(ct, file, 1, lookup.entries, (id) => coverage.rows(id), coverage.fragmentIds);
+  return { file, lookup: lookup.entries, batches: new Map(), bytes: lookupBytes.byteLength + 4096 };
 }
 
 export const bitmapIndex: IndexKind = {

@@ -3,6 +3,7 @@
  * file and one registry line). Index code never knows where files live: it only sees the
  * store contract and dataset-relative keys.
  */
+import type { QueryCache } from '../query/cache.js';
 import type * as arrow from 'apache-arrow';
 import type { ColumnType, KeyValue } from '../format/column-type.js';
 import type { IpcFileReader, WrittenFile } from '../format/ipc.js';
@@ -100,7 +101,8 @@ export interface IndexKind {
   createTrainer(ct: ColumnType, params: IndexParams, tuning?: WriterTuning): Trainer;
   /** Stream the parts (and the previous version) into a new version's files. */
   merge(input: MergeInput): Promise<MergeOutput>;
-  open(store: ObjectStore, ct: ColumnType, files: IndexFile[], coverage: Coverage): Promise<IndexSearcher>;
+  /** Open a version's files for searching; with `cache`, what is immutable may be reused across queries. */
+  open(store: ObjectStore, ct: ColumnType, files: IndexFile[], coverage: Coverage, cache?: QueryCache): Promise<IndexSearcher>;
 }
 
 /** The fragments an index version covers, with their row counts. */

@@ -14,9 +14,11 @@ import type { ColumnType } from '../format/column-type.js';
 import { RoaringBitmap32, type RowSet } from '../format/rowset.js';
 import type { Condition, IndexSearcher, IndexType } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
-import { loadLatestManifest, type IndexEntry, type Manifest } from '../manifest/manifest.js';
+import { emptyManifest, listVersions, loadLatestManifest, readManifest, versionKey, type IndexEntry, type Manifest } from '../manifest/manifest.js';
+import type { ObjectStore } from '../store/store.js';
 import type { CompareOp, Predicate } from './ast.js';
 import { coerceComparison, columnTypeFromSignature } from './coerce.js';
+import type { QueryCache } from './cache.js';
 import { parsePredicate } from './parser.js';
 
 /** A leaf after NOT push-down; `unknown` is a comparison with NULL (never true, either way). */
@@ -91,12 +93,29 @@ interface UsedIndex {
 export interface QueryOptions {
   /** Only use indexes of these types (default: all; a bitmap is preferred over a zone map). */
   use?: readonly IndexType[];
+  /** Reuse manifests and opened indexes across queries (see QueryCache). */
+  cache?: QueryCache;
+}
+
+/** The latest manifest; with a cache, a version already parsed is not read again (versions never change). */
+async function latestManifest(store: ObjectStore, cache: QueryCache | undefined): Promise<Manifest> {
+  if (!cache) return loadLatestManifest(store);
+  const versions = await listVersions(store);
+  const latest = versions[versions.length - 1];
+  if (latest === undefined) return emptyManifest();
+  const key = `manifest|${store.describe(versionKey(latest))}`;
+  let manifest = cache.get<Manifest>(key);
+  if (!manifest) {
+    manifest = await readManifest(store, latest);
+    cache.set(key, manifest, 1024 + 200 * manifest.fragments.length + 200 * manifest.indexes.reduce((n, e) => n + e.fragmentIds.length + 8, 0));
+  }
+  return manifest;
 }
 
 export async function query(dataset: string, where: string | Predicate, options: QueryOptions = {}): Promise<QueryResult> {
   const predicate = typeof where === 'string' ? parsePredicate(where) : where;
   const { store } = openDataset(dataset);
-  const manifest = await loadLatestManifest(store);
+  const manifest = await latestManifest(store, options.cache);
   const tree = normalize(predicate);
   const rowsOf = new Map(manifest.fragments.map((f) => [f.id, f.rows]));
 
@@ -135,7 +154,7 @@ export async function query(dataset: string, where: string | Predicate, options:
     u.searcher ??= indexKind(u.entry.type).open(store, u.ct, u.entry.files, {
       fragmentIds: u.entry.fragmentIds.filter((id) => !unindexed.has(id)),
       rows: (id) => rowsOf.get(id),
-    });
+    }, options.cache);
     const set = await (await u.searcher).search(cond);
     for (const id of set.keys()) if (unindexed.has(id)) set.delete(id);
     return { set, exact: u.exact };

@@ -7,6 +7,7 @@ import { openDataset } from '../dataset.js';
 import { AlreadyExistsError, ColumnTypeError, FragmentChangedError, IndexFileError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
 import { IpcFileReader } from '../format/ipc.js';
+import { loadArrowFileColumns } from '../fragments/arrow-columns.js';
 import { columnIndex, loadFragment } from '../fragments/reader.js';
 import { META, type Trainer, type WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
@@ -36,9 +37,14 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
   for (const planned of [...group.fragments].sort((a, b) => a.id - b.id)) {
     const users = jobs.filter((j) => j.wanted.has(planned.id));
     if (users.length === 0) continue;
-    const fragment = await loadFragment(store, planned.path);
     const where = store.describe(planned.path);
-    if (fragment.fingerprint !== planned.fingerprint) {
+    // An Arrow file registered by its footer is read column by column: only what the
+    // indexes need. Anything else (or a file that cannot be projected) is read whole.
+    const fragment =
+      (planned.fingerprint.startsWith('arrowfile:')
+        ? await loadArrowFileColumns(store, planned.path, planned.size, users.map((j) => j.index.column))
+        : undefined) ?? (await loadFragment(store, planned.path));
+    if (fragment.fingerprint !== planned.fingerprint || fragment.rows !== planned.rows) {
       throw new FragmentChangedError(`fragment ${where} (id ${planned.id}) changed after it was registered; fragments are immutable`);
     }
     rows += fragment.rows;
@@ -58,7 +64,8 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
       job.firstFrom ??= `fragment ${where}`;
       job.trainer ??= indexKind(job.index.type).createTrainer(ct, job.index.params, tuning);
       job.trainer.startFragment(planned.id, fragment.rows);
-      for (const batch of fragment.batches) job.trainer.addBatch(batch.getChildAt(col)!.data[0]!);
+      // By name: a projected fragment's batches hold only the columns asked for.
+      for (const batch of fragment.batches) job.trainer.addBatch(batch.getChild(column)!.data[0]!);
       job.trainer.endFragment();
     }
   }

@@ -168,7 +168,8 @@ export async function runLocalWorkflow(input: WorkflowInput, options: LocalRunOp
       const items = JSON.parse(new TextDecoder().decode(await openDataset(dataset).store.read(itemsKey))) as unknown[];
       const rows = (planned?.groupCount ?? 0) > 1 ? await totalRows(planned!) : 0;
       if (concurrency > 1 && items.length > 1 && rows >= WORKER_MIN_ROWS && !options.overrideStep?.BuildPart) {
-        pool = new PartWorkerPool(Math.min(concurrency, items.length), options.tuning);
+        // This thread builds parts too: one worker fewer than cores.
+        pool = new PartWorkerPool(Math.min(concurrency, items.length) - 1, options.tuning, (input) => buildPartStep(input, options));
       }
       return items;
     }),

@@ -23,3 +23,6 @@ parentPort!.on('message', async ({ id, input }: { id: number; input: unknown }) 
   }
   parentPort!.postMessage(reply);
 });
+
+// Everything a part needs is loaded: the pool may send parts now.
+parentPort!.postMessage({ ready: true });

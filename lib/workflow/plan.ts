@@ -263,7 +263,7 @@ function registerFragments(latest: Manifest, loaded: Map<string, RegisteringFrag
     const prior = have.get(path);
     if (prior) {
       // A concurrent build registered it first; same bytes or it is an error.
-      if (prior.fingerprint !== meta.fingerprint) {
+      if (!sameFragment(prior, meta)) {
         throw new FragmentChangedError(`fragment ${store.describe(path)} was registered with different content (fingerprint ${prior.fingerprint})`);
       }
       continue;
@@ -273,6 +273,17 @@ function registerFragments(latest: Manifest, loaded: Map<string, RegisteringFrag
     added++;
   }
   return added > 0 ? latest : null;
+}
+
+/**
+ * Whether a registered fragment and a freshly read one are the same file. Fingerprints of
+ * different schemes (a manifest written before Arrow files were fingerprinted by footer)
+ * cannot be compared, so then the sizes must agree.
+ */
+function sameFragment(prior: { fingerprint: string; size: number }, fresh: { fingerprint: string; size: number }): boolean {
+  const scheme = (f: string) => f.slice(0, f.indexOf(':'));
+  if (scheme(prior.fingerprint) !== scheme(fresh.fingerprint)) return prior.size === fresh.size;
+  return prior.fingerprint === fresh.fingerprint;
 }
 
 function newBuildId(): string {

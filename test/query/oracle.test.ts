@@ -9,6 +9,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { query } from '../../lib/query/evaluate.js';
+import { QueryCache } from '../../lib/query/cache.js';
 import { printPredicate } from '../../lib/query/print.js';
 import { build } from '../../lib/workflow/build.js';
 import type { IndexRequest } from '../../lib/workflow/types.js';
@@ -86,6 +87,7 @@ describe.each(variants)('index answers against a brute-force oracle: $name', ({ 
   };
 
   it('bitmap answers are exact, zone-map answers are supersets, combined answers are correct', async () => {
+    const cache = new QueryCache({ maxBytes: 64 * 1024 });
     await fc.assert(
       fc.asyncProperty(
         datasetArb({ minFragments: 12, maxFragments: 14, maxRows: 40, formats }).chain((ds) =>
@@ -109,6 +111,12 @@ describe.each(variants)('index answers against a brute-force oracle: $name', ({ 
             expect(bitmap.unindexedFragments).toEqual([]);
             expect(bitmap.exact, text).toBe(true);
             expect(answerByFragment(ds, bitmap), text).toEqual(expected);
+            // Through a cache shared by every dataset of the run (small, so it also evicts):
+            // the first query fills it, the second is answered from it.
+            for (let k = 0; k < 2; k++) {
+              const cached = await query(root, text, { use: ['bitmap'], cache });
+              expect(answerByFragment(ds, cached), `${text} (cached, pass ${k + 1})`).toEqual(expected);
+            }
 
             const zones = await query(root, text, { use: ['zonemap'] });
             const got = answerByFragment(ds, zones);

@@ -1,0 +1,148 @@
+/**
+ * Serialize a sorted set of u32 values in the portable Roaring format (RoaringFormatSpec),
+ * byte for byte what `new RoaringBitmap32(values)`, `runOptimize()` and `serialize('portable')`
+ * of the `roaring` package (CRoaring) produce: the same container choice (array up to 4096
+ * values, else bitset; either becomes a run container when that is strictly smaller), the
+ * same cookies, and offsets where CRoaring writes them.
+ *
+ * Why not call roaring: a bitmap part holds one bitmap per distinct value per fragment, and
+ * for 1,000 values that is 1,000 constructions, run optimizations and serializations through
+ * N-API per fragment, about 30 ms per million rows here; this writes the bytes directly from
+ * the sorted offsets in about a tenth of that. Reading and combining bitmaps stays with roaring.
+ * A test checks the output against roaring's on random sets.
+ */
+
+const SERIAL_COOKIE_NO_RUNCONTAINER = 12346;
+const SERIAL_COOKIE = 12347;
+const NO_OFFSET_THRESHOLD = 4;
+const ARRAY_MAX = 4096;
+const BITSET_BYTES = 8192;
+
+const ARRAY = 1;
+const BITSET = 2;
+const RUN = 3;
+
+/**
+ * @param values - strictly ascending u32 values (row offsets); `values.subarray(start, end)` is serialized
+ */
+export function serializePortable(values: Uint32Array, start = 0, end = values.length): Uint8Array {
+  // Pass 1: one container per distinct high 16 bits, with its cardinality and run count.
+  const keys: number[] = [];
+  const firsts: number[] = [];
+  const cards: number[] = [];
+  const runCounts: number[] = [];
+  const types: number[] = [];
+  const sizes: number[] = [];
+  let hasRun = false;
+  let payload = 0;
+  for (let i = start; i < end; ) {
+    const key = values[i]! >>> 16;
+    let j = i;
+    let runs = 0;
+    let prev = -2;
+    while (j < end) {
+      const v = values[j]!;
+      if (v >>> 16 !== key) break;
+      const lo = v & 0xffff;
+      if (lo !== prev + 1) runs++;
+      prev = lo;
+      j++;
+    }
+    const card = j - i;
+    const runBytes = 2 + 4 * runs;
+    let type: number;
+    let bytes: number;
+    if (card <= ARRAY_MAX) {
+      // CRoaring keeps an array unless the run form is strictly smaller than its 2·card bytes.
+      if (runBytes < 2 * card) {
+        type = RUN;
+        bytes = runBytes;
+      } else {
+        type = ARRAY;
+        bytes = 2 * card;
+      }
+    } else if (runBytes < BITSET_BYTES) {
+      type = RUN;
+      bytes = runBytes;
+    } else {
+      type = BITSET;
+      bytes = BITSET_BYTES;
+    }
+    if (type === RUN) hasRun = true;
+    keys.push(key);
+    firsts.push(i);
+    cards.push(card);
+    runCounts.push(runs);
+    types.push(type);
+    sizes.push(bytes);
+    payload += bytes;
+    i = j;
+  }
+
+  const size = keys.length;
+  const runFlagBytes = hasRun ? (size + 7) >> 3 : 0;
+  const withOffsets = !hasRun || size >= NO_OFFSET_THRESHOLD;
+  const header = (hasRun ? 4 + runFlagBytes : 8) + 4 * size + (withOffsets ? 4 * size : 0);
+  const out = new Uint8Array(header + payload);
+  const dv = new DataView(out.buffer);
+  let p = 0;
+  if (hasRun) {
+    dv.setUint32(p, (SERIAL_COOKIE | ((size - 1) << 16)) >>> 0, true);
+    p += 4;
+    for (let k = 0; k < size; k++) if (types[k] === RUN) out[p + (k >> 3)]! |= 1 << (k & 7);
+    p += runFlagBytes;
+  } else {
+    dv.setUint32(p, SERIAL_COOKIE_NO_RUNCONTAINER, true);
+    dv.setUint32(p + 4, size, true);
+    p += 8;
+  }
+  for (let k = 0; k < size; k++) {
+    dv.setUint16(p, keys[k]!, true);
+    dv.setUint16(p + 2, cards[k]! - 1, true);
+    p += 4;
+  }
+  if (withOffsets) {
+    let offset = header;
+    for (let k = 0; k < size; k++) {
+      dv.setUint32(p, offset, true);
+      p += 4;
+      offset += sizes[k]!;
+    }
+  }
+
+  // Pass 2: the containers.
+  for (let k = 0; k < size; k++) {
+    const from = firsts[k]!;
+    const to = from + cards[k]!;
+    switch (types[k]) {
+      case ARRAY:
+        for (let i = from; i < to; i++, p += 2) dv.setUint16(p, values[i]! & 0xffff, true);
+        break;
+      case BITSET:
+        for (let i = from; i < to; i++) {
+          const lo = values[i]! & 0xffff;
+          out[p + (lo >> 3)]! |= 1 << (lo & 7);
+        }
+        p += BITSET_BYTES;
+        break;
+      case RUN: {
+        dv.setUint16(p, runCounts[k]!, true);
+        p += 2;
+        let runStart = values[from]! & 0xffff;
+        let prev = runStart;
+        for (let i = from + 1; i <= to; i++) {
+          const lo = i < to ? values[i]! & 0xffff : -1;
+          if (lo !== prev + 1) {
+            dv.setUint16(p, runStart, true);
+            dv.setUint16(p + 2, prev - runStart, true);
+            p += 4;
+            runStart = lo;
+          }
+          prev = lo;
+        }
+        break;
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,229 @@
+/**
+ * Column projection for Arrow IPC files: read the footer, then each record batch's metadata
+ * and only the body bytes of the wanted columns. A build-part step indexing one column of a
+ * four-column fragment reads a quarter of it, and never decodes or checks the others.
+ *
+ * Only files whose every top-level column is a flat type (one field node, two or three
+ * buffers: integers, floats, bools, dates, times, timestamps, decimals, strings, binaries) and
+ * whose batches are uncompressed are projected; `loadArrowFileColumns` returns `undefined`
+ * for anything else and the caller reads the whole file. The footer fingerprint
+ * (`arrowFileFingerprint`) is what makes this safe to use after registration: it covers the
+ * file's size, schema and batch layout, which registration recorded from the whole file.
+ */
+import { createHash } from 'node:crypto';
+import * as arrow from 'apache-arrow';
+import { Footer } from 'apache-arrow/ipc/metadata/file';
+import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
+import { VectorLoader } from 'apache-arrow/visitor/vectorloader';
+import { FragmentReadError } from '../errors.js';
+import { checkFooterMetadata, checkMessageMetadata, MESSAGE_RECORD_BATCH } from '../format/ipc-metadata.js';
+import type { ObjectStore } from '../store/store.js';
+import { checkBatch } from './check.js';
+
+const MAGIC = 'ARROW1';
+/** Bytes read from the end of a file in the first request: most footers fit. */
+const TAIL_BYTES = 64 * 1024;
+/** Batches whose metadata and column bytes are fetched at once. */
+const CONCURRENCY = 8;
+/** A file this small is fetched in one request (request count matters more than bytes on S3). */
+const WHOLE_FILE_BYTES = 4 * 1024 * 1024;
+/** Wanted columns of one batch whose bytes are this close are fetched in one request. */
+const COALESCE_GAP = 1024 * 1024;
+
+/** Where an Arrow file's footer is, given the file's last bytes; undefined when it is not an Arrow file. */
+function footerRange(tail: Uint8Array, size: number): { start: number; end: number } | undefined {
+  const n = tail.byteLength;
+  if (size < 22 || n < 10 || String.fromCharCode(...tail.subarray(n - 6)) !== MAGIC) return undefined;
+  const length = new DataView(tail.buffer, tail.byteOffset, n).getInt32(n - 10, true);
+  const start = size - 10 - length;
+  if (!(length > 0 && start >= 8)) return undefined;
+  return { start, end: size - 10 };
+}
+
+/**
+ * The fingerprint of an Arrow IPC file: its size and a hash of its footer (schema, and the
+ * offset and length of every batch). Registration computes it from the whole file; a
+ * projected read recomputes it from the footer alone. A file rewritten with a different size,
+ * schema or batch layout no longer matches; one rewritten byte for byte in the same layout
+ * does (fragments are immutable: contract.md).
+ */
+export function arrowFileFingerprint(size: number, footerWithTrailer: Uint8Array): string {
+  const h = createHash('sha256').update(`${size}\n`).update(footerWithTrailer).digest('hex');
+  return `arrowfile:${size}:${h.slice(0, 32)}`;
+}
+
+/** The fingerprint of a whole Arrow file in memory, or undefined when it has no valid footer. */
+export function arrowFileFingerprintOf(bytes: Uint8Array): string | undefined {
+  if (bytes.byteLength < 22 || String.fromCharCode(...bytes.subarray(0, 6)) !== MAGIC) return undefined;
+  const r = footerRange(bytes.subarray(Math.max(0, bytes.byteLength - 10)), bytes.byteLength);
+  return r ? arrowFileFingerprint(bytes.byteLength, bytes.subarray(r.start)) : undefined;
+}
+
+/** Buffers each flat type has in a record batch; undefined for types this reader does not project. */
+function flatBufferCount(type: arrow.DataType): number | undefined {
+  const D = arrow.DataType;
+  if (D.isUtf8(type) || D.isLargeUtf8(type) || D.isBinary(type) || D.isLargeBinary(type)) return 3;
+  if (D.isInt(type) || D.isFloat(type) || D.isBool(type) || D.isDate(type) || D.isTime(type) || D.isTimestamp(type) || D.isDecimal(type) || D.isFixedSizeBinary(type)) {
+    return 2;
+  }
+  return undefined;
+}
+
+export interface ProjectedFragment {
+  size: number;
+  fingerprint: string;
+  /** The file's whole schema (for type checks and messages). */
+  schema: arrow.Schema;
+  /** Record batches holding only the wanted columns that exist, in file order. */
+  batches: arrow.RecordBatch[];
+  rows: number;
+}
+
+/**
+ * Read only `columns` of the Arrow IPC file `key`, whose registered size is `size`.
+ * Columns the file lacks are left out (the caller reports them against `schema`).
+ *
+ * @returns undefined when the file cannot be projected (not an Arrow file at that size,
+ *   dictionary or nested columns, compressed batches): read it whole instead
+ * @throws FragmentReadError naming the file when its metadata or buffers are out of bounds
+ */
+export async function loadArrowFileColumns(store: ObjectStore, key: string, size: number, columns: readonly string[]): Promise<ProjectedFragment | undefined> {
+  const where = store.describe(key);
+  const fail = (why: string, cause?: unknown) => new FragmentReadError(`corrupt or truncated fragment ${where}: ${why}`, { cause });
+  let whole: Uint8Array | undefined;
+  const read = async (start: number, end: number) => {
+    if (whole) {
+      if (end > whole.byteLength) throw new FragmentReadError(`cannot read fragment ${where}: bytes ${start}-${end} of a ${whole.byteLength}-byte file`);
+      return whole.subarray(start, end);
+    }
+    try {
+      const bytes = await store.read(key, { start, end });
+      if (bytes.byteLength !== end - start) throw new Error(`read ${bytes.byteLength} of ${end - start} bytes at ${start}`);
+      return bytes;
+    } catch (err) {
+      if (err instanceof FragmentReadError) throw err;
+      throw new FragmentReadError(`cannot read fragment ${where}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+
+  if (size < 22) return undefined;
+  if (size <= WHOLE_FILE_BYTES) whole = await read(0, size);
+  const tailStart = Math.max(0, size - TAIL_BYTES);
+  let tail = await read(tailStart, size);
+  const range = footerRange(tail, size);
+  if (!range) return undefined;
+  if (range.start < tailStart) tail = await read(range.start, size);
+  const footerWithTrailer = tail.subarray(range.start - (size - tail.byteLength));
+  const footerBytes = footerWithTrailer.subarray(0, footerWithTrailer.byteLength - 10);
+  let footer: InstanceType<typeof Footer>;
+  try {
+    checkFooterMetadata(footerBytes, `${where} (footer)`);
+    footer = Footer.decode(footerBytes);
+  } catch (err) {
+    throw fail((err as Error).message, err);
+  }
+  const schema = footer.schema;
+  if (footer.numDictionaries > 0) return undefined;
+
+  // Each column's first field node and buffer, from the flat types before it.
+  const firstBuffer: number[] = [];
+  let buffers = 0;
+  for (const field of schema.fields) {
+    const count = flatBufferCount(field.type);
+    if (count === undefined) return undefined;
+    firstBuffer.push(buffers);
+    buffers += count;
+  }
+  const wanted = [...new Set(columns)]
+    .map((name) => schema.fields.findIndex((f) => f.name === name))
+    .filter((i) => i >= 0)
+    .sort((a, b) => a - b);
+  const projected = new arrow.Schema(wanted.map((i) => schema.fields[i]!), schema.metadata);
+
+  const blocks = [...footer.recordBatches()];
+  const batches: arrow.RecordBatch[] = new Array(blocks.length);
+  let compressed = false;
+  const loadBatch = async (k: number): Promise<void> => {
+    const block = blocks[k]!;
+    const bodyStart = block.offset + block.metaDataLength;
+    if (!(block.offset >= 8 && block.metaDataLength >= 8 && block.bodyLength >= 0 && bodyStart + block.bodyLength <= range.start)) {
+      throw fail(`block ${k} (offset ${block.offset}) lies outside the file's batches`);
+    }
+    const framed = await read(block.offset, bodyStart);
+    const dv = new DataView(framed.buffer, framed.byteOffset, framed.byteLength);
+    const prefix = dv.getInt32(0, true) === -1 ? 8 : 4;
+    const length = dv.getInt32(prefix - 4, true);
+    if (!(length > 0 && prefix + length <= framed.byteLength)) throw fail(`block ${k}: bad metadata length ${length}`);
+    const metadata = framed.subarray(prefix, prefix + length);
+    let header: RecordBatchHeader;
+    try {
+      const { kind, bodyLength } = checkMessageMetadata(metadata, `${where}: block ${k}`);
+      if (kind !== MESSAGE_RECORD_BATCH) throw new Error(`block ${k} does not hold a record batch`);
+      if (bodyLength > block.bodyLength) throw new Error(`block ${k}: body of ${bodyLength} bytes overruns its block`);
+      header = (Message.decode(metadata) as Message<arrow.MessageHeader.RecordBatch>).header() as RecordBatchHeader;
+    } catch (err) {
+      throw fail((err as Error).message, err);
+    }
+    if (header.compression != null) {
+      compressed = true;
+      return;
+    }
+    if (header.nodes.length !== schema.fields.length || header.buffers.length !== buffers) {
+      throw fail(`block ${k}: ${header.nodes.length} field nodes and ${header.buffers.length} buffers for ${schema.fields.length} flat columns`);
+    }
+    const rows = header.length;
+    // Each wanted column's buffers are contiguous: [lo, hi) of the body.
+    const spans = wanted.map((i) => {
+      const field = schema.fields[i]!;
+      const regions = header.buffers.slice(firstBuffer[i]!, firstBuffer[i]! + flatBufferCount(field.type)!);
+      for (const r of regions) {
+        if (!(r.offset >= 0 && r.length >= 0 && r.offset + r.length <= block.bodyLength)) {
+          throw fail(`column '${field.name}', block ${k}: buffer ${r.offset}+${r.length} lies outside the batch body of ${block.bodyLength} bytes`);
+        }
+      }
+      const lo = Math.min(...regions.map((r) => r.offset));
+      return { i, field, regions, lo, hi: Math.max(lo, ...regions.map((r) => r.offset + r.length)) };
+    });
+    // Nearby columns share a request.
+    const reads: { lo: number; hi: number; bytes?: Promise<Uint8Array> }[] = [];
+    for (const sp of [...spans].sort((a, b) => a.lo - b.lo)) {
+      const last = reads[reads.length - 1];
+      if (last && sp.lo - last.hi <= COALESCE_GAP) last.hi = Math.max(last.hi, sp.hi);
+      else reads.push({ lo: sp.lo, hi: sp.hi });
+    }
+    for (const r of reads) r.bytes = r.hi > r.lo ? read(bodyStart + r.lo, bodyStart + r.hi) : Promise.resolve(new Uint8Array(0));
+    const children = await Promise.all(
+      spans.map(async ({ i, field, regions, lo }) => {
+        const r = reads.find((x) => x.lo <= lo && lo <= x.hi)!;
+        let body = await r.bytes!;
+        const base = r.lo;
+        // Typed-array views need their element alignment; a store may hand back pooled bytes.
+        if ((body.byteOffset + (lo - base)) % 8 !== 0) {
+          body = body.slice();
+        }
+        const rebased = regions.map((x) => ({ offset: x.offset - base, length: x.length }));
+        const loader = new VectorLoader(body, [header.nodes[i]!], rebased as typeof header.buffers, new Map(), footer.version);
+        try {
+          return loader.visit(field.type) as arrow.Data;
+        } catch (err) {
+          throw fail(`column '${field.name}', block ${k}: ${(err as Error).message}`, err);
+        }
+      }),
+    );
+    const batch = new arrow.RecordBatch(projected, arrow.makeData({ type: new arrow.Struct(projected.fields), length: rows, children }));
+    try {
+      // Value offsets are bounded by each column's own bytes (checked against their length).
+      checkBatch(batch, Number.MAX_SAFE_INTEGER);
+    } catch (err) {
+      throw fail(`block ${k}: ${(err as Error).message}`, err);
+    }
+    batches[k] = batch;
+  };
+
+  for (let k = 0; k < blocks.length; k += CONCURRENCY) {
+    await Promise.all(blocks.slice(k, k + CONCURRENCY).map((_, j) => loadBatch(k + j)));
+    if (compressed) return undefined;
+  }
+  const rows = batches.reduce((n, b) => n + b.numRows, 0);
+  return { size, fingerprint: arrowFileFingerprint(size, footerWithTrailer), schema, batches, rows };
+}
