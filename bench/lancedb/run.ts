@@ -18,6 +18,7 @@
  * bench/lancedb/node_modules (apache-arrow 18.1).
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import * as esbuild from 'esbuild';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -100,7 +101,11 @@ class Child {
       execArgv.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`);
     }
     const env = OURS === 'dist' ? { ...process.env, LANCEDB_BENCH_LIB: DIST } : process.env;
-    const c = new Child('ours', fork(path.join(HERE, 'ours.ts'), [], { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    // Compiled: ours.ts transpiled too and run on bare Node, like LanceDB's side (tsx's loader
+    // thread would otherwise add to our peak RSS and start-up).
+    const entry = OURS === 'dist' ? OURS_COMPILED : path.join(HERE, 'ours.ts');
+    const argv = OURS === 'dist' ? execArgv.filter((a, i) => !isTsxArg(execArgv, i)) : execArgv;
+    const c = new Child('ours', fork(entry, [], { execArgv: argv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     await c.ready;
     return c;
   }
@@ -480,6 +485,18 @@ function lanceIndexesUsed(plan: string): string[] {
   return used.size > 0 ? [...used] : ['none (scan)'];
 }
 
+/** ours.ts transpiled to plain ESM next to it (so `./child.mjs` resolves), for LANCEDB_BENCH_OURS=dist. */
+const OURS_COMPILED = path.join(HERE, 'ours.compiled.mjs');
+
+/** Whether execArgv[i] is (part of) a tsx loader flag. */
+function isTsxArg(argv: readonly string[], i: number): boolean {
+  const a = argv[i]!;
+  if (/^--(import|require|loader)=.*tsx/.test(a)) return true;
+  if ((a === '--import' || a === '--require' || a === '--loader') && argv[i + 1]?.includes('tsx')) return true;
+  const prev = argv[i - 1];
+  return (prev === '--import' || prev === '--require' || prev === '--loader') && a.includes('tsx');
+}
+
 /** For LANCEDB_BENCH_OURS=dist: lib/ compiled by tsc under bench/.data (so node_modules resolve). */
 function compileLibrary(): void {
   console.log(`compiling lib/ to ${path.relative(process.cwd(), DIST)} ...`);
@@ -487,6 +504,8 @@ function compileLibrary(): void {
   const tsc = path.join(HERE, '..', '..', 'node_modules', 'typescript', 'bin', 'tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', path.join(HERE, '..', '..', 'tsconfig.build.json'), '--outDir', DIST], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`tsc failed (exit ${r.status})`);
+  const { code } = esbuild.transformSync(fs.readFileSync(path.join(HERE, 'ours.ts'), 'utf8'), { loader: 'ts', format: 'esm', target: 'node20' });
+  fs.writeFileSync(OURS_COMPILED, code);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ export function createProgram(): Command {
     .option('--index <column:type>', `index to create or update; type is ${INDEX_TYPES.join(' or ')} (repeatable; default: every index already defined)`, indexSpec)
     .option('--rows-per-zone <n>', 'rows per zone for new zone-map indexes (default 8192)', positiveInt('--rows-per-zone'))
     .option('--group-rows <n>', 'rows per fragment group, the unit of parallel work (default 4194304)', positiveInt('--group-rows'))
-    .option('--concurrency <n>', 'fragment groups built at once, in worker threads (default: one per core)', positiveInt('--concurrency'))
+    .option('--concurrency <n>', 'fragment groups built at once: this thread and worker threads (default: one per core)', positiveInt('--concurrency'))
     .option('--skip-bad-fragments', 'record unreadable fragments, or ones lacking an indexed column or holding another type, as failed (listed by inspect and in every query\'s unindexedFragments) instead of failing the build')
     .option('--json', 'print a JSON summary on stdout')
     .addOption(new Option('--quiet', 'no progress on stderr'))

@@ -88,6 +88,20 @@ export interface ProjectedFragment {
  * @throws FragmentReadError naming the file when its metadata or buffers are out of bounds
  */
 export async function loadArrowFileColumns(store: ObjectStore, key: string, size: number, columns: readonly string[]): Promise<ProjectedFragment | undefined> {
+  try {
+    return await projectColumns(store, key, size, columns);
+  } catch (err) {
+    // Shorter than its registered size: not this file any more. The whole-file read that
+    // follows reports it (its fingerprint no longer matches).
+    if (err instanceof ShortRead) return undefined;
+    throw err;
+  }
+}
+
+/** The store had fewer bytes than the registered size promised. */
+class ShortRead extends Error {}
+
+async function projectColumns(store: ObjectStore, key: string, size: number, columns: readonly string[]): Promise<ProjectedFragment | undefined> {
   const where = store.describe(key);
   const fail = (why: string, cause?: unknown) => new FragmentReadError(`corrupt or truncated fragment ${where}: ${why}`, { cause });
   let whole: Uint8Array | undefined;
@@ -98,10 +112,10 @@ export async function loadArrowFileColumns(store: ObjectStore, key: string, size
     }
     try {
       const bytes = await store.read(key, { start, end });
-      if (bytes.byteLength !== end - start) throw new Error(`read ${bytes.byteLength} of ${end - start} bytes at ${start}`);
+      if (bytes.byteLength !== end - start) throw new ShortRead(`read ${bytes.byteLength} of ${end - start} bytes at ${start}`);
       return bytes;
     } catch (err) {
-      if (err instanceof FragmentReadError) throw err;
+      if (err instanceof FragmentReadError || err instanceof ShortRead) throw err;
       throw new FragmentReadError(`cannot read fragment ${where}: ${(err as Error).message}`, { cause: err });
     }
   };
@@ -140,7 +154,13 @@ export async function loadArrowFileColumns(store: ObjectStore, key: string, size
     .sort((a, b) => a - b);
   const projected = new arrow.Schema(wanted.map((i) => schema.fields[i]!), schema.metadata);
 
-  const blocks = [...footer.recordBatches()];
+  let blocks: { offset: number; metaDataLength: number; bodyLength: number }[];
+  try {
+    // Offsets beyond 2^53 make apache-arrow throw a TypeError here.
+    blocks = [...footer.recordBatches()];
+  } catch (err) {
+    throw fail(`footer blocks: ${(err as Error).message}`, err);
+  }
   const batches: arrow.RecordBatch[] = new Array(blocks.length);
   let compressed = false;
   const loadBatch = async (k: number): Promise<void> => {
@@ -172,6 +192,15 @@ export async function loadArrowFileColumns(store: ObjectStore, key: string, size
       throw fail(`block ${k}: ${header.nodes.length} field nodes and ${header.buffers.length} buffers for ${schema.fields.length} flat columns`);
     }
     const rows = header.length;
+    // Checked before anything is allocated for them: apache-arrow sizes a batch's columns by
+    // these lengths (and would quietly pad or cut a column whose length differs).
+    if (!(Number.isSafeInteger(rows) && rows >= 0 && (schema.fields.length === 0 || rows <= 8 * block.bodyLength + 64))) {
+      throw fail(`block ${k}: ${rows} rows cannot fit in a ${block.bodyLength}-byte body`);
+    }
+    header.nodes.forEach((node, i) => {
+      if (node.length !== rows) throw fail(`column '${schema.fields[i]!.name}', block ${k}: length ${node.length} != batch length ${rows}`);
+      if (!(node.nullCount >= 0 && node.nullCount <= rows)) throw fail(`column '${schema.fields[i]!.name}', block ${k}: null count ${node.nullCount} of ${rows} rows`);
+    });
     // Each wanted column's buffers are contiguous: [lo, hi) of the body.
     const spans = wanted.map((i) => {
       const field = schema.fields[i]!;
@@ -210,8 +239,9 @@ export async function loadArrowFileColumns(store: ObjectStore, key: string, size
         }
       }),
     );
-    const batch = new arrow.RecordBatch(projected, arrow.makeData({ type: new arrow.Struct(projected.fields), length: rows, children }));
+    let batch: arrow.RecordBatch;
     try {
+      batch = new arrow.RecordBatch(projected, arrow.makeData({ type: new arrow.Struct(projected.fields), length: rows, children }));
       // Value offsets are bounded by each column's own bytes (checked against their length).
       checkBatch(batch, Number.MAX_SAFE_INTEGER);
     } catch (err) {
