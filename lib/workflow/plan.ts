@@ -19,6 +19,8 @@ import { itemsKey, planKey, PlanInputSchema, type Plan, type PlanGroup, type Pla
 export const DEFAULT_GROUP_ROWS = 4 * 1024 * 1024;
 /** New fragments read at once while registering them. */
 const PLAN_READ_CONCURRENCY = 4;
+/** Bytes of new fragments held at once while registering (one larger file is still read alone). */
+export const PLAN_READ_BYTES = 48 * 1024 * 1024;
 /** Smallest group the automatic split makes: below this a worker costs more than it saves. */
 const MIN_AUTO_GROUP_ROWS = 256 * 1024;
 
@@ -63,15 +65,25 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   const metas: RegisteringFragment[] = new Array(fresh.length);
   let next = 0;
   let done = 0;
+  // Concurrency is for overlapping remote reads; the byte budget keeps a few large local
+  // files from all being held (and checked) at once.
+  let held = 0;
+  const waiting: (() => void)[] = [];
   const reader = async () => {
     while (next < fresh.length) {
       const i = next++;
+      const size = byPath.get(fresh[i]!)!.size;
+      while (held > 0 && held + size > PLAN_READ_BYTES) await new Promise<void>((wake) => waiting.push(wake));
+      held += size;
       try {
         const { batches: _batches, ...meta } = await loadFragment(store, fresh[i]!);
         metas[i] = meta;
       } catch (err) {
         if (!(input.skipBadFragments && err instanceof FragmentReadError)) throw err;
-        metas[i] = failedFragment(fresh[i]!, byPath.get(fresh[i]!)!.size, (err as Error).message);
+        metas[i] = failedFragment(fresh[i]!, size, (err as Error).message);
+      } finally {
+        held -= size;
+        for (const wake of waiting.splice(0)) wake();
       }
       progress({ step: 'register', done: ++done, total: fresh.length, detail: fresh[i]! });
     }
