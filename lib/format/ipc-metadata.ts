@@ -246,6 +246,45 @@ function frameAt(bytes: Uint8Array, pos: number, what: string): { metadata: Uint
 const FILE_MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // ARROW1
 
 /**
+ * Where each top-level column's field node sits in a record batch (nodes are the field tree
+ * in pre-order; a dictionary-encoded field is one node, its indices), and how many nodes a
+ * batch has. From the Schema table of a schema message or a file footer.
+ */
+function topLevelNodes(fb: FlatBuffer, schema: Table): { at: number[]; total: number } {
+  const count = (field: Table): number => (fb.subtable(field, 4) ? 1 : 1 + fb.tables(field, 5).reduce((n, c) => n + count(c), 0));
+  const at: number[] = [];
+  let total = 0;
+  for (const f of fb.tables(schema, 1)) {
+    at.push(total);
+    total += count(f);
+  }
+  return { at, total };
+}
+
+/**
+ * A record batch's top-level columns must each have the batch's length: apache-arrow pads a
+ * shorter column with nulls, or cuts every column to a shorter batch length, without a word.
+ */
+function checkBatchLengths(metadata: Uint8Array, columns: { at: number[]; total: number }, what: string): void {
+  const fb = new FlatBuffer(metadata, what);
+  const header = fb.subtable(fb.root(), 2)!;
+  const length = fb.i64Field(header, 0);
+  const nodes = fb.vector(header, 1, 16);
+  const n = nodes?.length ?? 0;
+  if (n !== columns.total) throw new IpcMetadataError(`${what}: ${n} field nodes for a schema of ${columns.total}`);
+  for (const [c, i] of columns.at.entries()) {
+    const nodeLength = fb.i64(nodes!.start + 16 * i);
+    if (nodeLength !== length) throw new IpcMetadataError(`${what}: column ${c} has ${nodeLength} rows in a batch of ${length}`);
+  }
+}
+
+/** The top-level node positions of the schema in a schema message's metadata. */
+function schemaMessageColumns(metadata: Uint8Array, what: string): { at: number[]; total: number } {
+  const fb = new FlatBuffer(metadata, what);
+  return topLevelNodes(fb, fb.subtable(fb.root(), 2)!);
+}
+
+/**
  * Check all the metadata of a whole Arrow IPC file or stream held in memory, the way
  * apache-arrow will walk it: a file through its footer's blocks, a stream message by message.
  *
@@ -256,10 +295,15 @@ export function checkIpcMetadata(bytes: Uint8Array, what = 'Arrow IPC data'): vo
   if (!isFile) {
     let pos = 0;
     let messages = 0;
+    let columns: { at: number[]; total: number } | undefined;
     for (;;) {
       const frame = frameAt(bytes, pos, what);
       if (!frame) return;
-      if (messages++ === 0 && frame.kind !== MESSAGE_SCHEMA) throw new IpcMetadataError(`${what}: the stream does not start with a schema`);
+      if (messages++ === 0) {
+        if (frame.kind !== MESSAGE_SCHEMA) throw new IpcMetadataError(`${what}: the stream does not start with a schema`);
+        columns = schemaMessageColumns(frame.metadata, `${what}: schema`);
+      }
+      if (frame.kind === MESSAGE_RECORD_BATCH) checkBatchLengths(frame.metadata, columns!, `${what}: record batch at byte ${pos}`);
       pos = frame.end;
     }
   }
@@ -270,6 +314,8 @@ export function checkIpcMetadata(bytes: Uint8Array, what = 'Arrow IPC data'): vo
   if (footerLength <= 0 || footerStart < 8) throw new IpcMetadataError(`${what}: bad footer length ${footerLength}`);
   const footer = bytes.subarray(footerStart, n - 10);
   checkFooterMetadata(footer, `${what} (footer)`);
+  const footerFb = new FlatBuffer(footer, `${what} (footer)`);
+  const columns = topLevelNodes(footerFb, footerFb.subtable(footerFb.root(), 1)!);
   // The blocks, read as apache-arrow's file reader reads them.
   const fdv = new DataView(footer.buffer, footer.byteOffset, footer.byteLength);
   const root = fdv.getInt32(0, true);
@@ -291,6 +337,7 @@ export function checkIpcMetadata(bytes: Uint8Array, what = 'Arrow IPC data'): vo
       if (!frame || frame.kind !== kind) {
         throw new IpcMetadataError(`${what}: block ${k} does not hold a ${kind === MESSAGE_RECORD_BATCH ? 'record batch' : 'dictionary batch'}`);
       }
+      if (kind === MESSAGE_RECORD_BATCH) checkBatchLengths(frame.metadata, columns, `${what}: record batch ${k}`);
     }
   }
 }

@@ -734,3 +734,51 @@ describe('in a build', () => {
     );
   });
 });
+
+describe('a column length that disagrees with its batch (apache-arrow would pad or cut it silently)', () => {
+  const int64At = (b: Uint8Array, p: number) => new DataView(b.buffer, b.byteOffset).getBigInt64(p, true);
+  const table = new arrow.Table({
+    a: arrow.vectorFromArray(Int32Array.from([1, 2, 3, 4, 5, 6, 7])),
+    s: arrow.vectorFromArray(Array.from({ length: 7 }, () => 'abc'), new arrow.Utf8()),
+  });
+
+  /** Every 8-aligned int64 equal to 7 (the row count: batch length and node lengths) in `region`, set to 5 in turn. */
+  function damagedCopies(bytes: Uint8Array, from: number, to: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let p = from; p + 8 <= to; p += 4) {
+      if (int64At(bytes, p) !== 7n) continue;
+      const copy = bytes.slice();
+      new DataView(copy.buffer).setBigInt64(p, 5n, true);
+      out.push(copy);
+    }
+    return out;
+  }
+
+  it('an Arrow file: both readers refuse it by name (whole file: FragmentReadError; projection: FragmentReadError)', async () => {
+    const bytes = arrow.tableToIPC(table, 'file');
+    const n = bytes.byteLength;
+    const footerLength = new DataView(bytes.buffer, bytes.byteOffset).getInt32(n - 10, true);
+    const block = Footer.decode(bytes.subarray(n - 10 - footerLength, n - 10)).getRecordBatch(0)!;
+    const copies = damagedCopies(bytes, block.offset, block.offset + block.metaDataLength);
+    // The batch's length and both columns' node lengths.
+    expect(copies.length).toBe(3);
+    const store = new MemoryStore();
+    for (const copy of copies) {
+      expect(() => decodeFragment('d.arrow', 'data/d.arrow', copy)).toThrow(/data\/d\.arrow.*rows in a batch of|data\/d\.arrow.*length/);
+      await store.put('d.arrow', copy);
+      await expect(loadArrowFileColumns(store, 'd.arrow', copy.byteLength, ['a', 's'])).rejects.toThrow(FragmentReadError);
+    }
+  });
+
+  it('an Arrow stream: the whole-file reader refuses it by name', () => {
+    const bytes = arrow.tableToIPC(table, 'stream');
+    // Messages are framed as 0xFFFFFFFF, metadata length, metadata (then the body): the
+    // schema message has no body, the record batch's metadata follows it.
+    const dv = new DataView(bytes.buffer, bytes.byteOffset);
+    const batchAt = 8 + dv.getInt32(4, true);
+    const metadataFrom = batchAt + 8;
+    const copies = damagedCopies(bytes, metadataFrom, metadataFrom + dv.getInt32(batchAt + 4, true));
+    expect(copies.length).toBe(3);
+    for (const copy of copies) expect(() => decodeFragment('d.arrows', 'data/d.arrows', copy)).toThrow(FragmentReadError);
+  });
+});
