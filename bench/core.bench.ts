@@ -29,6 +29,7 @@ import { buildPrefix, type IndexRequest } from '../lib/workflow/types.js';
 import { rng } from '../scripts/sample-data.js';
 import { S3Store } from '../lib/store/s3.js';
 import { startS3Server } from '../test/support/s3-server.js';
+import { envInt } from './env.js';
 
 const { RoaringBitmap32 } = roaring;
 
@@ -46,13 +47,6 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DATA_ROOT = path.join(HERE, '.data', `rows-${ROWS}`);
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'scalar-index-bench-'));
 
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (!raw) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got '${raw}'`);
-  return n;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Timing and reporting

@@ -28,6 +28,7 @@ import { build } from '../../lib/workflow/build.js';
 import type { IndexRequest } from '../../lib/workflow/types.js';
 import { DATA_ROOT, FRAGMENT_ROWS, HERE, ID_BASE, fragmentFiles, fragmentSizes, linkDataset, queries, type BenchQuery } from './data.js';
 import { median, renderMarkdown, renderSvg, sizeLabel, summarize, type BuildResult, type QueryResult, type Report, type SizeReport } from './report.js';
+import { envInt, envList } from '../env.js';
 
 const ROWS = envList('LANCEDB_BENCH_ROWS', [1_000_000, 10_000_000]);
 const RUNS = envInt('LANCEDB_BENCH_RUNS', 3);
@@ -41,23 +42,7 @@ const WORK = path.join(DATA_ROOT, `work-${process.pid}`);
 const DIST = path.join(DATA_ROOT, 'dist');
 const PROFILE_DIR = path.join(DATA_ROOT, 'profiles');
 
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (!raw) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got '${raw}'`);
-  return n;
-}
 
-function envList(name: string, fallback: number[]): number[] {
-  const raw = process.env[name];
-  if (!raw) return fallback;
-  return raw.split(',').map((s) => {
-    const n = Number(s.trim());
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be comma-separated positive integers, got '${raw}'`);
-    return n;
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
