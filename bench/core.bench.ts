@@ -28,6 +28,7 @@ import { plan } from '../lib/workflow/plan.js';
 import { buildPrefix, type IndexRequest } from '../lib/workflow/types.js';
 import { rng } from '../scripts/sample-data.js';
 import { S3Store } from '../lib/store/s3.js';
+import { useThroughputGc } from '../lib/runtime.js';
 import { startS3Server } from '../test/support/s3-server.js';
 import { envInt } from './env.js';
 
@@ -44,6 +45,8 @@ const ROWS_PER_ZONE = 8192;
 const TARGETS = { bitmapInt: 25e6, bitmapUtf8: 8e6, zonemap: 50e6 };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
+// The V8 setting our CLI and Lambda handlers run with (lib/runtime.ts).
+useThroughputGc();
 const DATA_ROOT = path.join(HERE, '.data', `rows-${ROWS}`);
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'scalar-index-bench-'));
 

@@ -16,8 +16,12 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { UsageError } from '../lib/errors.js';
+import { useThroughputGc } from '../lib/runtime.js';
 import type { StepSettings } from '../lib/workflow/steps.js';
 import { parseDatasetPrefixes, type DatasetRoot } from '../lib/workflow/trigger.js';
+
+// Every handler builds or merges index files: V8 setting for that, once per sandbox (lib/runtime.ts).
+useThroughputGc();
 
 export const DEFAULT_METRICS_NAMESPACE = 'ScalarIndex';
 export const DEFAULT_SERVICE_NAME = 'scalar-index';

@@ -7,7 +7,11 @@ import * as path from 'node:path';
 import { main } from '../lib/cli/main.js';
 import { query } from '../lib/query/evaluate.js';
 import { inspect } from '../lib/cli/inspect.js';
+import { useThroughputGc } from '../lib/runtime.js';
 import { writeSampleDataset } from './sample-data.js';
+
+// As the CLI does (bin/scalar-index.js): see lib/runtime.ts.
+useThroughputGc();
 
 const root = path.resolve(process.argv[2] ?? 'sample-data');
 if (!fs.existsSync(path.join(root, 'data'))) {

@@ -76,6 +76,11 @@ export const NATIVE_MODULES = {
   roaring: 'roaring',
   /** Reads `parquet_wasm_bg.wasm` from `__dirname` at import time. */
   parquetWasm: 'parquet-wasm',
+  /**
+   * Native CRC32C (N-API, a prebuilt binary per platform, picked by npm at install). Without it
+   * lib/format/crc32c.ts falls back to its JavaScript implementation, 15× slower.
+   */
+  crc32: '@node-rs/crc32',
 } as const;
 
 export interface ScalarIndexFunctionProps {

@@ -33,15 +33,16 @@ export const METRICS_NAMESPACE = 'ScalarIndex';
 
 /**
  * Packages installed beside each function's bundle. The workflow steps load roaring (bitmap
- * indexes) and parquet-wasm (Parquet fragments). The trigger only routes keys
- * (lib/fragments/keys.ts) and needs neither; test/stacks/bundle.test.ts runs its bundle.
+ * indexes), parquet-wasm (Parquet fragments) and the native CRC32C (they checksum every index
+ * file they write and read). The trigger only routes keys (lib/fragments/keys.ts) and needs
+ * none; test/stacks/bundle.test.ts runs its bundle.
  */
 export const FUNCTION_NODE_MODULES = {
-  plan: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm],
-  buildPart: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm],
-  merge: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm],
+  plan: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm, NATIVE_MODULES.crc32],
+  buildPart: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm, NATIVE_MODULES.crc32],
+  merge: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm, NATIVE_MODULES.crc32],
   trigger: [],
-  // Lists, reads manifests (zod) and deletes: neither native nor wasm code.
+  // Lists, reads manifests (zod, a CRC32C of a few kB: the JavaScript one) and deletes.
   vacuum: [],
 } as const satisfies Record<string, readonly string[]>;
 

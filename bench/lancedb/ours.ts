@@ -20,6 +20,10 @@ const lib = async <T>(rel: string, fromSource: () => Promise<T>): Promise<T> =>
 const { query } = await lib('query/evaluate.js', () => import('../../lib/query/evaluate.js'));
 const { build } = await lib('workflow/build.js', () => import('../../lib/workflow/build.js'));
 const { QueryCache } = await lib('query/cache.js', () => import('../../lib/query/cache.js'));
+const { useThroughputGc } = await lib('runtime.js', () => import('../../lib/runtime.js'));
+
+// The V8 setting our CLI and Lambda handlers run builds with (lib/runtime.ts).
+useThroughputGc();
 
 /**
  * One cache for this long-lived query process, as LanceDB's table handle keeps its index

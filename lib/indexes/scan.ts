@@ -95,39 +95,52 @@ class NumberSlots implements SlotAssigner {
    * by `value - min` replaces a Map probe per row (the Map is consulted once per distinct value).
    */
   private assignByTable(values: Int32Array | Float64Array, off: number, n: number, nulls: Uint8Array | undefined, out: Int32Array, outOffset: number): boolean {
-    let min = Infinity;
-    let max = -Infinity;
-    for (let j = off, end = off + n; j < end; j++) {
+    // n ≥ 4096 here. Null rows hold arbitrary values; they only widen the span.
+    let min = values[off]!;
+    let max = min;
+    for (let j = off + 1, end = off + n; j < end; j++) {
       const v = values[j]!;
       if (v < min) min = v;
-      if (v > max) max = v;
+      else if (v > max) max = v;
     }
     if (max - min > 65535) return false;
     const lut = (this.lut ??= new Int32Array(65536));
     lut.fill(-1, 0, max - min + 1);
+    // `(v - min) | 0` keeps the table index a small integer (exact: it is in [0, 65535]).
+    if (!nulls) {
+      for (let i = 0; i < n; i++) {
+        const k = (values[off + i]! - min) | 0;
+        let s = lut[k]!;
+        if (s < 0) lut[k] = s = this.slotOf(values[off + i]!);
+        out[outOffset + i] = s;
+      }
+      return true;
+    }
     for (let i = 0; i < n; i++) {
       const j = off + i;
-      if (nulls && ((nulls[j >> 3]! >> (j & 7)) & 1) === 0) {
+      if (((nulls[j >> 3]! >> (j & 7)) & 1) === 0) {
         out[outOffset + i] = NULL_SLOT;
         continue;
       }
-      const k = values[j]! - min;
+      const k = (values[j]! - min) | 0;
       let s = lut[k]!;
-      if (s < 0) {
-        const v = values[j]!;
-        s = this.map.get(v) ?? -1;
-        if (s < 0) {
-          s = this.values.length;
-          this.map.set(v, s);
-          this.values.push(v);
-        }
-        lut[k] = s;
-      }
+      if (s < 0) lut[k] = s = this.slotOf(values[j]!);
       out[outOffset + i] = s;
     }
     return true;
   }
   private lut?: Int32Array;
+
+  /** The slot of an integer value, a new one if it is new (off the hot loop: once per value and batch). */
+  private slotOf(v: number): number {
+    let s = this.map.get(v);
+    if (s === undefined) {
+      s = this.values.length;
+      this.map.set(v, s);
+      this.values.push(v);
+    }
+    return s;
+  }
 }
 
 class Float16Slots implements SlotAssigner {

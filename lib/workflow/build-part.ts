@@ -13,7 +13,10 @@ import { META, type Trainer, type WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
 import { readPlan } from './plan.js';
 import { recordPartChecksum } from './part-checksum.js';
-import { BuildPartInputSchema, partKey, type BuildPartInput, type BuildPartOutput, type PlannedIndex } from './types.js';
+import { BuildPartInputSchema, partKey, type BuildPartInput, type BuildPartOutput, type PlannedFragment, type PlannedIndex } from './types.js';
+
+/** A fragment is read ahead, while the one before it is indexed, only up to this size. */
+const READ_AHEAD_MAX_BYTES = 64 * 1024 * 1024;
 
 export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning): Promise<BuildPartOutput> {
   const input = BuildPartInputSchema.parse(rawInput);
@@ -33,17 +36,35 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
     .filter((ix) => ix.groups.includes(group.groupId))
     .map((index) => ({ index, wanted: new Set(index.fragmentIds), valueType: index.valueType, firstFrom: index.valueType ? `index ${index.name}` : undefined }));
 
+  // An Arrow file registered by its footer is read column by column: only what the indexes
+  // need. Anything else (or a file that cannot be projected) is read whole.
+  const load = async (planned: PlannedFragment, users: Job[]) =>
+    (planned.fingerprint.startsWith('arrowfile:')
+      ? await loadArrowFileColumns(store, planned.path, planned.size, users.map((j) => j.index.column))
+      : undefined) ?? (await loadFragment(store, planned.path));
+  const todo = [...group.fragments]
+    .sort((a, b) => a.id - b.id)
+    .map((planned) => ({ planned, users: jobs.filter((j) => j.wanted.has(planned.id)) }))
+    .filter((t) => t.users.length > 0);
+
   let rows = 0;
-  for (const planned of [...group.fragments].sort((a, b) => a.id - b.id)) {
-    const users = jobs.filter((j) => j.wanted.has(planned.id));
-    if (users.length === 0) continue;
+  // The next fragment is read while this one is indexed (one ahead, and only a fragment of
+  // at most READ_AHEAD_MAX_BYTES: two fragments in memory at most), so reads hide behind the
+  // CPU work.
+  const start = (k: number) => {
+    const t = todo[k];
+    if (!t || t.planned.size > READ_AHEAD_MAX_BYTES) return undefined;
+    const p = load(t.planned, t.users);
+    // If the fragment before it fails, the read ahead's own failure (if any) is not the news.
+    p.catch(() => undefined);
+    return p;
+  };
+  let ahead = start(0);
+  for (let k = 0; k < todo.length; k++) {
+    const { planned, users } = todo[k]!;
     const where = store.describe(planned.path);
-    // An Arrow file registered by its footer is read column by column: only what the
-    // indexes need. Anything else (or a file that cannot be projected) is read whole.
-    const fragment =
-      (planned.fingerprint.startsWith('arrowfile:')
-        ? await loadArrowFileColumns(store, planned.path, planned.size, users.map((j) => j.index.column))
-        : undefined) ?? (await loadFragment(store, planned.path));
+    const fragment = await (ahead ?? load(planned, users));
+    ahead = start(k + 1);
     if (fragment.fingerprint !== planned.fingerprint || fragment.rows !== planned.rows) {
       throw new FragmentChangedError(`fragment ${where} (id ${planned.id}) changed after it was registered; fragments are immutable`);
     }

@@ -33,17 +33,18 @@ describe('slot assignment for bitmap training', () => {
         fc.integer({ min: 1, max: 70000 }),
         fc.integer({ min: 2, max: 3 }),
         fc.integer(),
-        ([type, lo, hi], span, nBatches, seed) => {
+        fc.boolean(),
+        ([type, lo, hi], span, nBatches, seed, withNulls) => {
           let x = seed >>> 0;
           const next = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0);
           const base = lo + (next() % Math.max(1, Math.min(hi - lo, 2 ** 31)));
           const batches = Array.from({ length: nBatches }, () =>
-            Array.from({ length: 5000 }, () => (next() % 17 === 0 ? null : Math.min(hi, Math.max(lo, base + (next() % span))))),
+            Array.from({ length: 5000 }, () => (withNulls && next() % 17 === 0 ? null : Math.min(hi, Math.max(lo, base + (next() % span))))),
           );
           checkSlots(type, batches);
         },
       ),
-      { numRuns: 12 },
+      { numRuns: 20 },
     );
   });
 });

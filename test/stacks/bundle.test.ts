@@ -7,7 +7,7 @@
  *
  * Slow by nature: compiling roaring from source takes ~25 s of the ~40 s this file needs.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -163,6 +163,15 @@ describe('bundled functions on Node 22', () => {
     // The trigger and vacuum need no installed package at all.
     expect(fs.existsSync(path.join(assets.trigger, 'node_modules'))).toBe(false);
     expect(fs.existsSync(path.join(assets.vacuum, 'node_modules'))).toBe(false);
+  });
+
+  it('ships the native CRC32C beside build-part, and Node 22 loads it from there', () => {
+    // npm picked the binary of this platform, which is Lambda's (linux x64, glibc).
+    expect(fs.readdirSync(path.join(assets.buildPart, 'node_modules', '@node-rs')).sort()).toEqual(['crc32', 'crc32-linux-x64-gnu']);
+    const probe = `const { crc32c } = require(${JSON.stringify(path.join(assets.buildPart, 'node_modules', '@node-rs', 'crc32'))}); console.log(process.version, crc32c(Buffer.from('123456789')).toString(16));`;
+    const r = spawnSync(NODE22_BIN, ['-e', probe], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^v22\.\S+ e3069283$/);
   });
 
   it('cannot load that roaring build on this Node 20 process (so the Node 22 build is what ships)', async () => {

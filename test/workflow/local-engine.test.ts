@@ -150,7 +150,7 @@ describe('runLocalWorkflow', () => {
     const indexes = [{ column: 'category', type: 'bitmap' as const }, { column: 'price', type: 'zonemap' as const }];
     const threads = new Set<number>();
     const { threadId } = await import('node:worker_threads');
-    const parallel = await runLocalWorkflow({ dataset: a, indexes, groupRows: 300_000 }, { concurrency: 2, onStep: (e) => e.step === 'BuildPart' && threads.add(e.output.threadId ?? threadId) });
+    const parallel = await runLocalWorkflow({ dataset: a, indexes, groupRows: 300_000 }, { concurrency: 2, workerMinWorkRows: 0, onStep: (e) => e.step === 'BuildPart' && threads.add(e.output.threadId ?? threadId) });
     await runLocalWorkflow({ dataset: b, indexes, groupRows: 300_000 }, { concurrency: 1 });
     expect(parallel.kind).toBe('committed');
     // This thread starts at once; which parts the worker gets depends on when it is ready
