@@ -106,6 +106,7 @@ export class IpcFileWriter {
     this.sink.keep = undefined;
     this.fold();
     await this.drain();
+    await this.inflight;
     const footerCrc32c = this.checkFooter(concat(trailer));
     const sums = { size: this.position, crc32c: encodeCrc32c(this.crc), blocks: this.blocks, footerCrc32c };
     if (beforePublish) await beforePublish(sums);
@@ -114,6 +115,7 @@ export class IpcFileWriter {
   }
 
   async abort(): Promise<void> {
+    await this.inflight.catch(() => undefined);
     await this.out.abort();
   }
 
@@ -141,14 +143,27 @@ export class IpcFileWriter {
     return crc32c(trailer.subarray(n - 10 - footerLength));
   }
 
+  /**
+   * Hand what Arrow wrote to the store. Write-behind by one batch: this batch's chunks are
+   * written while the caller builds the next one; the call waits only for the previous
+   * batch's writes (so at most one batch is in flight, in order). A failed write surfaces at
+   * the next `write`, `close` or here.
+   */
   private async drain(): Promise<void> {
     const chunks = this.sink.chunks;
     this.sink.chunks = [];
-    for (const c of chunks) {
-      await this.out.write(c);
-      this.bytes += c.byteLength;
-    }
+    await this.inflight;
+    if (chunks.length === 0) return;
+    const writing = (async () => {
+      for (const c of chunks) {
+        await this.out.write(c);
+        this.bytes += c.byteLength;
+      }
+    })();
+    writing.catch(() => undefined);
+    this.inflight = writing;
   }
+  private inflight: Promise<void> = Promise.resolve();
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {

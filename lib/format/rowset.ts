@@ -37,12 +37,26 @@ export function encodeRowSet(set: RowSet): Uint8Array {
 
 /** Serialize entries that are already sorted by fragment id and hold disjoint fragments. */
 export function encodeEntries(entries: readonly RowSetEntry[]): Uint8Array {
+  const out = new Uint8Array(encodedSize(entries));
+  encodeEntriesInto(entries, out, 0);
+  return out;
+}
+
+/** Bytes `encodeEntries(entries)` takes. */
+export function encodedSize(entries: readonly RowSetEntry[]): number {
   let size = 4;
   for (const e of entries) size += 8 + e.bytes.byteLength;
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, entries.length, true);
-  let pos = 4;
+  return size;
+}
+
+/**
+ * Write `encodeEntries(entries)` into `out` at `pos` (which must have `encodedSize(entries)`
+ * bytes free), so a writer can put a row set straight into a batch's buffer; returns the end.
+ */
+export function encodeEntriesInto(entries: readonly RowSetEntry[], out: Uint8Array, pos: number): number {
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setUint32(pos, entries.length, true);
+  pos += 4;
   let previous = -1;
   for (const e of entries) {
     if (e.fragmentId <= previous) {
@@ -54,7 +68,7 @@ export function encodeEntries(entries: readonly RowSetEntry[]): Uint8Array {
     out.set(e.bytes, pos + 8);
     pos += 8 + e.bytes.byteLength;
   }
-  return out;
+  return pos;
 }
 
 /**

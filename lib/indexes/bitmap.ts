@@ -13,7 +13,7 @@ import { checksumMismatch, crc32c, decodeCrc32c, encodeCrc32c, isEncodedCrc32c }
 import { explainFailure, IpcFileReader, IpcFileWriter, makeBatch, type WrittenFile } from '../format/ipc.js';
 import { checkIpcMetadata } from '../format/ipc-metadata.js';
 import { serializePortable } from '../format/roaring-portable.js';
-import { RoaringBitmap32, decodeEntry, encodeEntries, splitEntries, type RowSet, type RowSetEntry } from '../format/rowset.js';
+import { RoaringBitmap32, decodeEntry, encodedSize, encodeEntriesInto, splitEntries, type RowSet, type RowSetEntry } from '../format/rowset.js';
 import { IndexFileError, ValueTooLargeError } from '../errors.js';
 import type { QueryCache } from '../query/cache.js';
 import type { ObjectStore } from '../store/store.js';
@@ -59,15 +59,25 @@ function lookupSchema(ct: ColumnType, footerCrc32c: number): arrow.Schema {
   );
 }
 
-function binaryData(values: readonly Uint8Array[]): arrow.Data {
+/** One row set to write: serialized bytes as they are, or entries serialized in place. */
+type RowSetValue = Uint8Array | readonly RowSetEntry[];
+
+function rowSetBytes(v: RowSetValue): number {
+  return v instanceof Uint8Array ? v.byteLength : encodedSize(v);
+}
+
+/** The binary column of a batch; entries are serialized straight into its buffer (no copy of their own). */
+function binaryData(values: readonly RowSetValue[]): arrow.Data {
   let total = 0;
-  for (const v of values) total += v.byteLength;
+  for (const v of values) total += rowSetBytes(v);
   const data = new Uint8Array(total);
   const valueOffsets = new Int32Array(values.length + 1);
   let pos = 0;
   values.forEach((v, i) => {
-    data.set(v, pos);
-    pos += v.byteLength;
+    if (v instanceof Uint8Array) {
+      data.set(v, pos);
+      pos += v.byteLength;
+    } else pos = encodeEntriesInto(v, data, pos);
     valueOffsets[i + 1] = pos;
   });
   return arrow.makeData({ type: new arrow.Binary(), length: values.length, nullCount: 0, data, valueOffsets });
@@ -76,7 +86,7 @@ function binaryData(values: readonly Uint8Array[]): arrow.Data {
 /** Writes bitmap.arrow (and, for final files, its lookup table) batch by batch. */
 class BitmapFileWriter {
   private keys: Key[] = [];
-  private sets: Uint8Array[] = [];
+  private sets: RowSetValue[] = [];
   private bytes = 0;
   private readonly lookup: { first: Key; last: Key; count: number }[] = [];
   private lastKey: Key | undefined;
@@ -102,18 +112,20 @@ class BitmapFileWriter {
     return new BitmapFileWriter(await IpcFileWriter.create(store, key, bitmapSchema(ct, metadata)), ct, tuning);
   }
 
-  async add(key: Key, rowSet: Uint8Array): Promise<void> {
-    if (rowSet.byteLength > MAX_ROWSET_BYTES) {
-      throw new ValueTooLargeError(`serialized bitmap for one key is ${rowSet.byteLength} bytes; the limit is 2 GiB - 1`);
+  /** Add a key's row set: serialized, or as entries (sorted, disjoint) to serialize into the batch. */
+  async add(key: Key, rowSet: RowSetValue): Promise<void> {
+    const size = rowSetBytes(rowSet);
+    if (size > MAX_ROWSET_BYTES) {
+      throw new ValueTooLargeError(`serialized bitmap for one key is ${size} bytes; the limit is 2 GiB - 1`);
     }
     if (this.lastKey !== undefined && this.cmp(this.lastKey, key) >= 0) {
       throw new IndexFileError('bitmap keys must be unique and strictly ascending');
     }
     this.lastKey = key;
-    if (this.keys.length > 0 && this.bytes + rowSet.byteLength > MAX_BATCH_BYTES) await this.flush();
+    if (this.keys.length > 0 && this.bytes + size > MAX_BATCH_BYTES) await this.flush();
     this.keys.push(key);
     this.sets.push(rowSet);
-    this.bytes += rowSet.byteLength;
+    this.bytes += size;
     if (this.bytes >= this.batchBytes || this.keys.length >= this.batchKeys) await this.flush();
   }
 
@@ -268,8 +280,8 @@ class BitmapTrainer implements Trainer {
     const order = slots.map((_, i) => i).sort((x, y) => cmp(values[x]!, values[y]!));
     const w = await BitmapFileWriter.create(store, key, this.ct, metadata, this.tuning);
     try {
-      if (this.perSlot[NULL_SLOT]) await w.add(null, encodeEntries(this.perSlot[NULL_SLOT]));
-      for (const i of order) await w.add(values[i]!, encodeEntries(this.perSlot[slots[i]!]!));
+      if (this.perSlot[NULL_SLOT]) await w.add(null, this.perSlot[NULL_SLOT]);
+      for (const i of order) await w.add(values[i]!, this.perSlot[slots[i]!]!);
       return (await w.close(store, { beforePublish: options.beforePublish })).bitmap;
     } catch (err) {
       await w.abort();
@@ -363,7 +375,7 @@ async function mergeBitmaps(input: MergeInput): Promise<MergeOutput> {
           }
         }
       }
-      let out = passThrough;
+      let out: Uint8Array | RowSetEntry[] | undefined = passThrough;
       if (!out && entries.length > 0) {
         entries.sort((a, b) => a.fragmentId - b.fragmentId);
         for (let k = 1; k < entries.length; k++) {
@@ -371,7 +383,9 @@ async function mergeBitmaps(input: MergeInput): Promise<MergeOutput> {
             throw new IndexFileError(`fragment ${entries[k]!.fragmentId} appears in two inputs of the bitmap merge`);
           }
         }
-        out = encodeEntries(entries);
+        // Serialized into the output batch when it is flushed (the entries are views into the
+        // input batches, which stay alive until then).
+        out = entries;
       }
       if (out) await writer.add(key, out);
       held.observe(writer.bufferedBytes);

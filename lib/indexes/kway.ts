@@ -1,6 +1,7 @@
 /**
- * A streaming k-way merge over sorted cursors. Each cursor holds at most one decoded record
- * batch, so memory is bounded by the number of inputs times one batch.
+ * A streaming k-way merge over sorted cursors. Each cursor holds at most two decoded record
+ * batches (the current one and the one read ahead), so memory is bounded by the number of
+ * inputs times two batches.
  */
 
 export interface Cursor<R> {
@@ -93,13 +94,16 @@ export class HeldBytes {
 
 /**
  * A cursor over the rows of a sequence of batches, converting each batch to rows with
- * `rowsOf`. Reports each batch's size to `held` while it is live.
+ * `rowsOf`. The next batch is read while this one's rows are merged (one ahead: reads overlap
+ * the merge's CPU work). Reports each batch's size to `held` from when it arrives until the
+ * cursor moves past it, so a cursor holds at most two batches.
  */
 export class BatchCursor<B, R> implements Cursor<R> {
   row: R | undefined;
   private rows: R[] = [];
   private pos = 0;
   private liveBytes = 0;
+  private ahead?: Promise<{ batch: B; bytes: number } | undefined>;
 
   constructor(
     private readonly batches: AsyncIterator<B>,
@@ -123,20 +127,34 @@ export class BatchCursor<B, R> implements Cursor<R> {
     await this.nextBatch();
   }
 
+  private read(): Promise<{ batch: B; bytes: number } | undefined> {
+    const p = this.batches.next().then((next) => {
+      if (next.done) return undefined;
+      const bytes = this.sizeOf(next.value);
+      this.held.add(bytes);
+      return { batch: next.value, bytes };
+    });
+    // A failed read ahead is reported when the cursor gets to it; if the merge stops earlier
+    // for another reason, it is not an unhandled rejection.
+    p.catch(() => undefined);
+    return p;
+  }
+
   private async nextBatch(): Promise<void> {
     for (;;) {
       this.held.release(this.liveBytes);
       this.liveBytes = 0;
       this.rows = [];
-      const next = await this.batches.next();
-      if (next.done) {
+      const next = await (this.ahead ?? this.read());
+      this.ahead = undefined;
+      if (!next) {
         this.row = undefined;
         return;
       }
-      this.liveBytes = this.sizeOf(next.value);
-      this.held.add(this.liveBytes);
-      this.rows = this.rowsOf(next.value);
+      this.liveBytes = next.bytes;
+      this.rows = this.rowsOf(next.batch);
       this.pos = 0;
+      this.ahead = this.read();
       if (this.rows.length > 0) {
         this.row = this.rows[0];
         return;
