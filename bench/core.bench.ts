@@ -46,7 +46,7 @@ const TARGETS = { bitmapInt: 25e6, bitmapUtf8: 8e6, zonemap: 50e6 };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 // The V8 setting our CLI and Lambda handlers run with (lib/runtime.ts).
-useThroughputGc();
+useThroughputGc('large-builds');
 const DATA_ROOT = path.join(HERE, '.data', `rows-${ROWS}`);
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'scalar-index-bench-'));
 

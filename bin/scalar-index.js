@@ -5,6 +5,6 @@ import { main } from '../dist/cli/main.js';
 import { useThroughputGc } from '../dist/runtime.js';
 
 // Builds stream large buffers through a small heap: see lib/runtime.ts.
-useThroughputGc();
+useThroughputGc('large-builds');
 
 process.exitCode = await main(process.argv.slice(2));

@@ -21,7 +21,7 @@ import type { StepSettings } from '../lib/workflow/steps.js';
 import { parseDatasetPrefixes, type DatasetRoot } from '../lib/workflow/trigger.js';
 
 // Every handler builds or merges index files: V8 setting for that, once per sandbox (lib/runtime.ts).
-useThroughputGc();
+useThroughputGc('always');
 
 export const DEFAULT_METRICS_NAMESPACE = 'ScalarIndex';
 export const DEFAULT_SERVICE_NAME = 'scalar-index';

@@ -11,7 +11,7 @@ import { useThroughputGc } from '../lib/runtime.js';
 import { writeSampleDataset } from './sample-data.js';
 
 // As the CLI does (bin/scalar-index.js): see lib/runtime.ts.
-useThroughputGc();
+useThroughputGc('large-builds');
 
 const root = path.resolve(process.argv[2] ?? 'sample-data');
 if (!fs.existsSync(path.join(root, 'data'))) {

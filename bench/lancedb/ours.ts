@@ -23,7 +23,7 @@ const { QueryCache } = await lib('query/cache.js', () => import('../../lib/query
 const { useThroughputGc } = await lib('runtime.js', () => import('../../lib/runtime.js'));
 
 // The V8 setting our CLI and Lambda handlers run builds with (lib/runtime.ts).
-useThroughputGc();
+useThroughputGc('large-builds');
 
 /**
  * One cache for this long-lived query process, as LanceDB's table handle keeps its index

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { openDataset } from '../dataset.js';
 import type { WriterTuning } from '../indexes/kind.js';
 import { loadLatestManifest } from '../manifest/manifest.js';
-import { runLocalWorkflow, type LocalRunOptions } from './local-engine.js';
+import { runLocalWorkflow, WORKER_MIN_WORK_ROWS, type LocalRunOptions } from './local-engine.js';
 import type { Progress } from './plan.js';
 import type { IndexRequest } from './types.js';
 
@@ -49,7 +49,10 @@ export async function build(options: BuildOptions): Promise<BuildSummary> {
     { dataset: options.dataset, indexes: options.indexes, groupRows: options.groupRows, skipBadFragments: options.skipBadFragments },
     {
       concurrency,
+      // Two groups per core, but only where the parts go to worker threads: below that, fewer
+      // and larger groups (fewer part files) build faster in one thread.
       minGroups: 2 * concurrency,
+      minGroupsFromWorkRows: WORKER_MIN_WORK_ROWS,
       tuning: options.tuning,
       progress,
       overrideStep: options.overrideStep,

@@ -12,6 +12,7 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import { openDataset } from '../dataset.js';
 import { ScalarIndexError } from '../errors.js';
 import definitionJson from './state-machine.asl.json' with { type: 'json' };
+import { throughputGcFor } from '../runtime.js';
 import { PartWorkerPool } from './part-workers.js';
 import { readPlan } from './plan.js';
 import { buildPartStep, mergeAndCommitStep, planStep, type PlanStepOutput, type StepSettings, type WorkflowInput } from './steps.js';
@@ -150,6 +151,7 @@ export async function runLocalWorkflow(input: WorkflowInput, options: LocalRunOp
   const concurrency = Math.max(1, options.concurrency ?? os.availableParallelism());
   let planned: PlanStepOutput | undefined;
   let pool: PartWorkerPool | undefined;
+  let releaseGc = () => {};
   // aws-local-stepfunctions reports failures by state error name only; keep the thrown error
   // so callers get the named class and its exact message.
   let firstError: unknown;
@@ -179,7 +181,9 @@ export async function runLocalWorkflow(input: WorkflowInput, options: LocalRunOp
     [`BuildParts${READ_ITEMS_SUFFIX}`]: guard(async (i) => {
       const { dataset, itemsKey } = i as PlanStepOutput;
       const items = JSON.parse(new TextDecoder().decode(await openDataset(dataset).store.read(itemsKey))) as unknown[];
-      const work = concurrency > 1 && (planned?.groupCount ?? 0) > 1 ? await workRows(planned!) : 0;
+      const work = planned?.hasWork ? await workRows(planned) : 0;
+      // A large build runs with V8's incremental marking off, if this process opted in.
+      releaseGc = throughputGcFor(work);
       if (concurrency > 1 && items.length > 1 && work >= (options.workerMinWorkRows ?? WORKER_MIN_WORK_ROWS) && !options.overrideStep?.BuildPart) {
         // This thread builds parts too: one worker fewer than cores.
         pool = new PartWorkerPool(Math.min(concurrency, items.length) - 1, options.tuning, (input) => buildPartStep(input, options));
@@ -209,6 +213,7 @@ export async function runLocalWorkflow(input: WorkflowInput, options: LocalRunOp
   } catch (err) {
     throw firstError ?? err;
   } finally {
+    releaseGc();
     await pool?.close();
   }
 }

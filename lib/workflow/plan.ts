@@ -158,7 +158,8 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   // explicit size, spread the work over at least `minGroups` groups (the local engine asks
   // for two per core) as long as groups stay big enough to be worth a worker.
   let groupRows = requestedGroupRows;
-  if (input.groupRows === undefined && input.minGroups) {
+  const workRows = indexes.reduce((n, ix) => n + ix.fragmentIds.reduce((m, id) => m + fragmentById.get(id)!.rows, 0), 0);
+  if (input.groupRows === undefined && input.minGroups && workRows >= (input.minGroupsFromWorkRows ?? 0)) {
     const neededRows = [...needed].reduce((n, id) => n + fragmentById.get(id)!.rows, 0);
     groupRows = Math.min(groupRows, Math.max(MIN_AUTO_GROUP_ROWS, Math.ceil(neededRows / input.minGroups)));
   }

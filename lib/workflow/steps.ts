@@ -24,6 +24,8 @@ export interface StepSettings {
   skipBadFragments?: boolean;
   /** Without a group size, split new rows into at least this many groups (local engine). */
   minGroups?: number;
+  /** ...but only from this much work on (rows × indexes; local engine: where workers start). */
+  minGroupsFromWorkRows?: number;
   tuning?: WriterTuning;
   progress?: Progress;
 }
@@ -71,7 +73,7 @@ export function parseInput<T>(schema: z.ZodType<T>, input: unknown, step: string
 export async function planStep(input: unknown, settings: StepSettings = {}): Promise<PlanStepOutput> {
   const { dataset, indexes, groupRows, skipBadFragments } = parseInput(WorkflowInputSchema, input, 'workflow');
   const out = await plan(
-    { dataset, indexes, groupRows: groupRows ?? settings.groupRows, minGroups: settings.minGroups, skipBadFragments: skipBadFragments ?? settings.skipBadFragments },
+    { dataset, indexes, groupRows: groupRows ?? settings.groupRows, minGroups: settings.minGroups, minGroupsFromWorkRows: settings.minGroupsFromWorkRows, skipBadFragments: skipBadFragments ?? settings.skipBadFragments },
     settings.progress,
   );
   let items: PlanStepOutput['items'] = null;

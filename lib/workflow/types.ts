@@ -23,6 +23,12 @@ export const PlanInputSchema = z.object({
   skipBadFragments: z.boolean().optional(),
   /** When groupRows is not given: split into at least this many groups if rows allow. */
   minGroups: z.number().int().positive().optional(),
+  /**
+   * Apply minGroups only when the build reads at least this many rows (rows × indexes that
+   * need them): below it, the local engine builds parts in one thread, where fewer, larger
+   * groups mean fewer part files to write, read and merge.
+   */
+  minGroupsFromWorkRows: z.number().int().nonnegative().optional(),
   buildId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
 });
 export type PlanInput = z.infer<typeof PlanInputSchema>;

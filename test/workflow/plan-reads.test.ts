@@ -1,7 +1,7 @@
 /**
  * Registering new fragments reads them a few at a time, within a byte budget: many small
  * files overlap (up to 4 reads at once, for S3 latency), a handful of large local files do
- * not all sit in memory together.
+ * not all sit in memory together. And how the plan sizes fragment groups.
  */
 import { statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -68,5 +68,38 @@ describe('plan: reading new fragments', () => {
     expect(out.fragmentsAdded).toBe(5);
     expect(peak.bytes).toBeLessThanOrEqual(PLAN_READ_BYTES);
     expect(peak.reads).toBe(2);
+  });
+});
+
+describe('plan: grouping', () => {
+  // 8 fragments × 300K rows = 2.4M rows, one index: 2.4M rows of work.
+  const setup = () => {
+    const root = tempDir('ssi-plan-groups-');
+    writeFragments(root, 8, 300_000);
+    return root;
+  };
+
+  it('splits into at least minGroups groups (of at least 256K rows) when the work reaches minGroupsFromWorkRows', async () => {
+    const out = await plan({ dataset: setup(), indexes: [{ column: 'x', type: 'bitmap' }], minGroups: 4, minGroupsFromWorkRows: 2_400_000 });
+    expect(out.groupCount).toBe(4);
+  });
+
+  it('keeps the default group size (4M rows: one group here) below minGroupsFromWorkRows', async () => {
+    const out = await plan({ dataset: setup(), indexes: [{ column: 'x', type: 'bitmap' }], minGroups: 4, minGroupsFromWorkRows: 2_400_001 });
+    expect(out.groupCount).toBe(1);
+  });
+
+  it('counts work once per index: two indexes on the same rows reach the threshold one does not', async () => {
+    const root = setup();
+    const out = await plan({
+      dataset: root,
+      indexes: [
+        { column: 'x', type: 'bitmap' },
+        { column: 'x', type: 'zonemap' },
+      ],
+      minGroups: 4,
+      minGroupsFromWorkRows: 4_000_000,
+    });
+    expect(out.groupCount).toBe(4);
   });
 });
