@@ -443,13 +443,11 @@ export class IpcFileReader {
     } catch (err) {
       throw new IndexFileError(`corrupt schema in the footer of ${this.store.describe(this.key)}: ${oneLine(err)}`, { cause: err });
     }
-    const stream = new Uint8Array(this.schemaMessage.byteLength + block.byteLength + 8);
-    stream.set(this.schemaMessage, 0);
-    stream.set(block, this.schemaMessage.byteLength);
-    stream.set(EOS, this.schemaMessage.byteLength + block.byteLength);
     try {
       checkBlockFraming(block);
-      const reader = arrow.RecordBatchReader.from(stream);
+      // Handed over as three chunks, not one concatenated copy: Arrow's reader then makes the
+      // batch's buffers views into `block` (no copy of the batch's bytes).
+      const reader = arrow.RecordBatchReader.from([this.schemaMessage, block, EOS] as never) as arrow.RecordBatchStreamReader;
       const batch = reader.next().value as arrow.RecordBatch | undefined;
       if (!batch || block.byteLength === 0) throw new Error('no record batch in block');
       checkBatchBuffers(batch, block.byteLength);

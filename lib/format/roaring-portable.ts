@@ -18,6 +18,9 @@ const NO_OFFSET_THRESHOLD = 4;
 const ARRAY_MAX = 4096;
 const BITSET_BYTES = 8192;
 
+/** Typed-array stores are in the host's byte order; the format's is little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
 const ARRAY = 1;
 const BITSET = 2;
 const RUN = 3;
@@ -37,18 +40,28 @@ export function serializePortable(values: Uint32Array, start = 0, end = values.l
   let payload = 0;
   for (let i = start; i < end; ) {
     const key = values[i]! >>> 16;
-    let j = i;
+    // The container ends at the first value of the next key: binary search (values ascend).
+    const next = (key + 1) * 65536;
+    let j = i + 1;
+    let hi = end;
+    if (j < hi && values[hi - 1]! >= next) {
+      while (j < hi) {
+        const mid = (j + hi) >>> 1;
+        if (values[mid]! < next) j = mid + 1;
+        else hi = mid;
+      }
+    } else j = hi;
+    const card = j - i;
+    // Count runs only as far as a run container could still be the smaller form: it wins iff
+    // 2 + 4·runs < the array's 2·card bytes (or the bitset's 8192).
+    const maxRuns = Math.ceil(((card <= ARRAY_MAX ? 2 * card : BITSET_BYTES) - 2) / 4) - 1;
     let runs = 0;
     let prev = -2;
-    while (j < end) {
-      const v = values[j]!;
-      if (v >>> 16 !== key) break;
-      const lo = v & 0xffff;
+    for (let k = i; k < j && runs <= maxRuns; k++) {
+      const lo = values[k]! & 0xffff;
       if (lo !== prev + 1) runs++;
       prev = lo;
-      j++;
     }
-    const card = j - i;
     const runBytes = 2 + 4 * runs;
     let type: number;
     let bytes: number;
@@ -85,6 +98,7 @@ export function serializePortable(values: Uint32Array, start = 0, end = values.l
   const header = (hasRun ? 4 + runFlagBytes : 8) + 4 * size + (withOffsets ? 4 * size : 0);
   const out = new Uint8Array(header + payload);
   const dv = new DataView(out.buffer);
+  let out16: Uint16Array | undefined;
   let p = 0;
   if (hasRun) {
     dv.setUint32(p, (SERIAL_COOKIE | ((size - 1) << 16)) >>> 0, true);
@@ -116,7 +130,14 @@ export function serializePortable(values: Uint32Array, start = 0, end = values.l
     const to = from + cards[k]!;
     switch (types[k]) {
       case ARRAY:
-        for (let i = from; i < to; i++, p += 2) dv.setUint16(p, values[i]! & 0xffff, true);
+        if (LITTLE_ENDIAN && (p & 1) === 0) {
+          // Straight through a Uint16Array on little-endian hosts (the common case): about
+          // twice as fast as DataView stores. `out` is fresh, so its byteOffset is 0.
+          const u16 = (out16 ??= new Uint16Array(out.buffer, 0, out.byteLength >> 1));
+          let q = p >> 1;
+          for (let i = from; i < to; i++) u16[q++] = values[i]! & 0xffff;
+          p = q << 1;
+        } else for (let i = from; i < to; i++, p += 2) dv.setUint16(p, values[i]! & 0xffff, true);
         break;
       case BITSET:
         for (let i = from; i < to; i++) {

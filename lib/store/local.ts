@@ -49,7 +49,11 @@ export class LocalStore implements ObjectStore {
     try {
       if (!range) return new Uint8Array(await handle.readFile());
       const length = Math.max(0, range.end - range.start);
-      const buf = new Uint8Array(length);
+      // Not zero-filled (the reads below overwrite it; a short read returns only what was
+      // read): zeroing a 4 MB column read first cost about 0.5 ms. Its own ArrayBuffer (never
+      // Node's shared pool), seen as a plain Uint8Array (whose slice() copies).
+      const unfilled = Buffer.allocUnsafeSlow(length);
+      const buf = new Uint8Array(unfilled.buffer, unfilled.byteOffset, length);
       let done = 0;
       while (done < length) {
         const { bytesRead } = await handle.read(buf, done, length - done, range.start + done);
