@@ -182,7 +182,9 @@ export async function runLocalWorkflow(input: WorkflowInput, options: LocalRunOp
       const { dataset, itemsKey } = i as PlanStepOutput;
       const items = JSON.parse(new TextDecoder().decode(await openDataset(dataset).store.read(itemsKey))) as unknown[];
       const work = planned?.hasWork ? await workRows(planned) : 0;
-      // A large build runs with V8's incremental marking off, if this process opted in.
+      // A large build runs with V8's incremental marking off, if this process opted in. (A
+      // retried state releases its earlier hold first, so the count cannot leak.)
+      releaseGc();
       releaseGc = throughputGcFor(work);
       if (concurrency > 1 && items.length > 1 && work >= (options.workerMinWorkRows ?? WORKER_MIN_WORK_ROWS) && !options.overrideStep?.BuildPart) {
         // This thread builds parts too: one worker fewer than cores.
