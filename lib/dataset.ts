@@ -22,9 +22,16 @@ export interface Dataset {
 export function openDataset(uri: string): Dataset {
   if (!uri || typeof uri !== 'string') throw new UsageError('a dataset path or URI is required');
   if (/^s3:\/\//i.test(uri)) return { uri, store: new DeferredS3Store(parseS3Uri(uri)) };
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !uri.startsWith('file://')) {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !/^file:\/\//i.test(uri)) {
     throw new UsageError(`unsupported dataset URI scheme: ${uri} (expected a local path, file:// or s3://)`);
   }
-  const dir = uri.startsWith('file://') ? fileURLToPath(uri) : uri;
+  let dir = uri;
+  if (/^file:\/\//i.test(uri)) {
+    try {
+      dir = fileURLToPath(uri);
+    } catch (err) {
+      throw new UsageError(`invalid dataset URI ${uri}: ${(err as Error).message} (a file URI names an absolute path: file:///data/sales)`);
+    }
+  }
   return { uri, store: new LocalStore(dir) };
 }

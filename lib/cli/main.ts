@@ -97,6 +97,8 @@ export function createProgram(): Command {
         const summary = await build({ dataset, indexes, groupRows: opts.groupRows, concurrency: opts.concurrency, skipBadFragments: opts.skipBadFragments, progress: reporter.progress });
         reporter.stop();
         for (const f of summary.fragmentsFailed) process.stderr.write(`skipped bad fragment ${f.path}: ${f.reason}\n`);
+        for (const f of summary.fragmentsRemoved) process.stderr.write(`fragment ${f.path} (id ${f.id}) is gone from data/: recorded as removed\n`);
+        for (const f of summary.fragmentsReplaced) process.stderr.write(`${f.reason}: registered again as a new fragment\n`);
         if (opts.json) {
           const { changed: _changed, ...contract } = summary;
           process.stdout.write(`${JSON.stringify(contract)}\n`);
@@ -120,9 +122,10 @@ export function createProgram(): Command {
     .description('answer a predicate from the indexes: candidate row ranges per fragment')
     .argument('<dataset>', 'dataset directory or file:// URI')
     .requiredOption('--where <predicate>', `SQL WHERE subset, e.g. "region = 'EU' AND price BETWEEN 10 AND 20"`)
+    .option('--registered-only', 'answer over the fragments the latest version registers, without listing data/ (files added, deleted or rewritten since the last build are not accounted for)')
     .option('--json', 'print the JSON answer on stdout')
-    .action(async (dataset: string, opts: { where: string; json?: boolean }) => {
-      const r = await query(dataset, opts.where);
+    .action(async (dataset: string, opts: { where: string; json?: boolean; registeredOnly?: boolean }) => {
+      const r = await query(dataset, opts.where, { registeredOnly: opts.registeredOnly });
       if (opts.json) {
         const { stats: _stats, ...contract } = r;
         process.stdout.write(`${JSON.stringify(contract)}\n`);
@@ -137,8 +140,15 @@ export function createProgram(): Command {
       }
       if (total > 20) process.stdout.write(`  … and ${total - 20} more fragment(s)\n`);
       if (r.unindexedFragments.length) {
-        process.stdout.write(`not covered by the index (scan in full): ${r.unindexedFragments.map((f) => f.path).join(', ')}\n`);
+        const shown = r.unindexedFragments.slice(0, 20).map((f) => `${f.path} (${f.reason})`);
+        const more = r.unindexedFragments.length > 20 ? `, … and ${r.unindexedFragments.length - 20} more` : '';
+        process.stdout.write(`not answered by an index, scan in full: ${shown.join(', ')}${more}\n`);
       }
+      process.stdout.write(
+        r.discovery === 'listed'
+          ? `version ${r.version}; every fragment file under data/ is accounted for\n`
+          : `version ${r.version}, registered fragments only: files added, deleted or rewritten since are not accounted for\n`,
+      );
     });
 
   program
@@ -188,10 +198,10 @@ function durationArg(value: string): number {
 
 /** The human summary of a vacuum: counts and bytes, and with --dry-run every item that would go. */
 export function formatVacuum(r: VacuumResult): string {
-  const { versions, indexDirs, builds } = r.deleted;
+  const { versions, indexDirs, builds, temp } = r.deleted;
   const verb = r.dryRun ? 'would delete' : 'deleted';
   const lines = [
-    `${verb} ${versions.length} version(s), ${indexDirs.length} index dir(s), ${builds.length} build(s): ${r.objects} object(s), ${formatBytes(r.bytes)}`,
+    `${verb} ${versions.length} version(s), ${indexDirs.length} index dir(s), ${builds.length} build(s), ${temp.length} leftover temp file(s): ${r.objects} object(s), ${formatBytes(r.bytes)}`,
   ];
   const kept = r.retainedVersions;
   if (kept.length > 0) lines.push(`kept ${kept.length} version(s): ${kept.length === 1 ? kept[0] : `${kept[0]}–${kept[kept.length - 1]}`} (latest ${kept[kept.length - 1]})`);
@@ -199,6 +209,7 @@ export function formatVacuum(r: VacuumResult): string {
     if (versions.length > 0) lines.push(`  versions ${versions.length === 1 ? versions[0] : `${versions[0]}–${versions[versions.length - 1]}`}`);
     for (const d of indexDirs) lines.push(`  ${d}`);
     for (const b of builds) lines.push(`  ${b}`);
+    for (const t of temp) lines.push(`  ${t}`);
   }
   return `${lines.join('\n')}\n`;
 }

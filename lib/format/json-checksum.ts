@@ -38,13 +38,16 @@ export function withContentChecksum<T extends object>(doc: T): T & { crc32c: str
 }
 
 /**
- * Verify a parsed document's content checksum, when it has one (documents written before
- * checksums were recorded have none and pass).
+ * Verify a parsed document's content checksum.
  *
- * @throws IndexFileError naming `what` when the checksum is malformed or does not match
+ * @throws IndexFileError naming `what` when the document is not a JSON object, has no checksum,
+ *   or its checksum is malformed or does not match
  */
 export function verifyContentChecksum(doc: unknown, what: string): void {
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || !(CONTENT_CHECKSUM_FIELD in doc)) return;
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new IndexFileError(`${what} is not a JSON object`);
+  // A document without its checksum cannot be told from one whose checksums were stripped,
+  // after which any edit would pass: both are refused.
+  if (!(CONTENT_CHECKSUM_FIELD in doc)) throw new IndexFileError(`${what} has no content checksum (${CONTENT_CHECKSUM_FIELD}); it was damaged or written by a release before checksums`);
   const recorded = (doc as Record<string, unknown>)[CONTENT_CHECKSUM_FIELD];
   if (typeof recorded !== 'string') throw new IndexFileError(`${what}: malformed checksum field ${JSON.stringify(recorded)}`);
   const actual = contentChecksum(doc);

@@ -25,10 +25,33 @@ const ARRAY = 1;
 const BITSET = 2;
 const RUN = 3;
 
+/** Size of a one-value bitmap: no-run cookie, container count, one key/cardinality, one offset, one value. */
+export const PORTABLE_SINGLE_BYTES = 18;
+
+/**
+ * Write the one-value bitmap {value} at `out[pos …]` (PORTABLE_SINGLE_BYTES bytes), as
+ * serializePortable would: the common case of a high-cardinality column (one row per value
+ * per fragment) without building the general case's per-container lists.
+ */
+export function writePortableSingle(out: Uint8Array, pos: number, value: number): void {
+  const dv = new DataView(out.buffer, out.byteOffset + pos, PORTABLE_SINGLE_BYTES);
+  dv.setUint32(0, SERIAL_COOKIE_NO_RUNCONTAINER, true);
+  dv.setUint32(4, 1, true);
+  dv.setUint16(8, value >>> 16, true);
+  dv.setUint16(10, 0, true);
+  dv.setUint32(12, 16, true);
+  dv.setUint16(16, value & 0xffff, true);
+}
+
 /**
  * @param values - strictly ascending u32 values (row offsets); `values.subarray(start, end)` is serialized
  */
 export function serializePortable(values: Uint32Array, start = 0, end = values.length): Uint8Array {
+  if (end - start === 1) {
+    const out = new Uint8Array(PORTABLE_SINGLE_BYTES);
+    writePortableSingle(out, 0, values[start]!);
+    return out;
+  }
   // Pass 1: one container per distinct high 16 bits, with its cardinality and run count.
   const keys: number[] = [];
   const firsts: number[] = [];
@@ -166,4 +189,103 @@ export function serializePortable(values: Uint32Array, start = 0, end = values.l
     }
   }
   return out;
+}
+
+/** A growable run of u32 values (row offsets), filled by `appendPortableValues`. */
+export class U32Builder {
+  values = new Uint32Array(256);
+  length = 0;
+
+  /** Room for `n` more values. */
+  reserve(n: number): void {
+    if (this.length + n <= this.values.length) return;
+    let size = this.values.length * 2;
+    while (size < this.length + n) size *= 2;
+    const grown = new Uint32Array(size);
+    grown.set(this.values.subarray(0, this.length));
+    this.values = grown;
+  }
+
+  /** The values so far (a view; valid until the next append). */
+  view(): Uint32Array {
+    return this.values.subarray(0, this.length);
+  }
+}
+
+/**
+ * Append the values of a portable Roaring bitmap (RoaringFormatSpec) to `out`, ascending.
+ * Reading in JavaScript, where a query only needs the union of many small bitmaps: one native
+ * bitmap per (value, fragment) would hold memory the garbage collector does not see until it
+ * runs, and a `NOT IN` over thousands of values made thousands of them.
+ *
+ * @throws RangeError when the bytes are not a well-formed portable bitmap
+ */
+export function appendPortableValues(bytes: Uint8Array, out: U32Builder): void {
+  const n = bytes.byteLength;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
+  const need = (end: number, what: string) => {
+    if (end > n) throw new RangeError(`portable bitmap truncated in ${what} (${n} bytes)`);
+  };
+  need(4, 'cookie');
+  const cookie = dv.getUint32(0, true);
+  let pos = 4;
+  let size: number;
+  let runFlags = -1;
+  if ((cookie & 0xffff) === SERIAL_COOKIE) {
+    size = (cookie >>> 16) + 1;
+    runFlags = pos;
+    pos += (size + 7) >> 3;
+  } else if (cookie === SERIAL_COOKIE_NO_RUNCONTAINER) {
+    need(8, 'container count');
+    size = dv.getUint32(4, true);
+    pos = 8;
+  } else throw new RangeError(`not a portable bitmap (cookie ${cookie})`);
+  const header = pos;
+  need(header + 4 * size, 'header');
+  const hasOffsets = runFlags < 0 || size >= NO_OFFSET_THRESHOLD;
+  pos = header + 4 * size + (hasOffsets ? 4 * size : 0);
+  let previousKey = -1;
+  for (let k = 0; k < size; k++) {
+    const key = dv.getUint16(header + 4 * k, true);
+    const card = dv.getUint16(header + 4 * k + 2, true) + 1;
+    if (key <= previousKey) throw new RangeError('portable bitmap keys not ascending');
+    previousKey = key;
+    const high = key * 65536;
+    const isRun = runFlags >= 0 && ((bytes[runFlags + (k >> 3)]! >> (k & 7)) & 1) === 1;
+    out.reserve(card);
+    const values = out.values;
+    let w = out.length;
+    if (isRun) {
+      need(pos + 2, 'run count');
+      const runs = dv.getUint16(pos, true);
+      pos += 2;
+      need(pos + 4 * runs, 'runs');
+      for (let r = 0; r < runs; r++) {
+        const start = dv.getUint16(pos, true);
+        const end = start + dv.getUint16(pos + 2, true);
+        pos += 4;
+        if (end > 0xffff || w - out.length + end - start + 1 > card) throw new RangeError('portable bitmap run out of range');
+        for (let v = start; v <= end; v++) values[w++] = high + v;
+      }
+    } else if (card <= ARRAY_MAX) {
+      need(pos + 2 * card, 'array container');
+      for (let i = 0; i < card; i++) values[w++] = high + dv.getUint16(pos + 2 * i, true);
+      pos += 2 * card;
+    } else {
+      need(pos + BITSET_BYTES, 'bitset container');
+      for (let b = 0; b < BITSET_BYTES; b++) {
+        let byte = bytes[pos + b]!;
+        while (byte !== 0) {
+          const bit = 31 - Math.clz32(byte & -byte);
+          if (w - out.length >= card) throw new RangeError('portable bitmap bitset holds more values than its cardinality');
+          values[w++] = high + b * 8 + bit;
+          byte &= byte - 1;
+        }
+      }
+      pos += BITSET_BYTES;
+    }
+    if (w - out.length !== card) throw new RangeError(`portable bitmap container ${k} holds ${w - out.length} values, its header says ${card}`);
+    out.length = w;
+  }
+  if (pos !== n) throw new RangeError(`portable bitmap has ${n - pos} trailing bytes`);
 }

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as arrow from 'apache-arrow';
-import { FragmentReadError, MissingColumnError } from '../errors.js';
+import { ColumnTypeError, FragmentReadError, MissingColumnError } from '../errors.js';
 import { checkIpcMetadata } from '../format/ipc-metadata.js';
 import type { ObjectStore } from '../store/store.js';
 import { arrowFileFingerprintOf } from './arrow-columns.js';
@@ -58,6 +58,8 @@ export function decodeFragment(key: string, where: string, bytes: Uint8Array): L
   const fail = (why: string, cause?: unknown) => new FragmentReadError(`corrupt or truncated fragment ${where}: ${why}`, { cause });
   if (hasParquetMagic(bytes) || key.toLowerCase().endsWith('.parquet')) {
     const { schema, batches, decodedBytes } = decodeParquet(where, bytes);
+    const twice = duplicateName(schema);
+    if (twice) throw new FragmentReadError(`fragment ${where} has ${twice.count} columns named '${twice.name}'; column names must be unique`);
     try {
       for (const batch of batches) checkBatch(batch, decodedBytes);
     } catch (err) {
@@ -83,6 +85,10 @@ export function decodeFragment(key: string, where: string, bytes: Uint8Array): L
     reader.open();
     schema = reader.schema;
     if (!schema) throw new Error('no schema');
+    // apache-arrow cannot read such a file reliably (two columns of different types under one
+    // name fail inside it with a TypeError), and no index could say which column it describes.
+    const twice = duplicateName(schema);
+    if (twice) throw new FragmentReadError(`fragment ${where} has ${twice.count} columns named '${twice.name}'; column names must be unique`);
     const take = (batch: arrow.RecordBatch) => {
       checkBatch(batch, bytes.byteLength);
       batches.push(batch);
@@ -105,17 +111,31 @@ export function decodeFragment(key: string, where: string, bytes: Uint8Array): L
   return loaded(key, bytes, schema, batches);
 }
 
+/** The first column name a schema holds more than once, and how often. */
+export function duplicateName(schema: arrow.Schema): { name: string; count: number } | undefined {
+  const counts = new Map<string, number>();
+  for (const f of schema.fields) counts.set(f.name, (counts.get(f.name) ?? 0) + 1);
+  for (const [name, count] of counts) if (count > 1) return { name, count };
+  return undefined;
+}
+
 function loaded(key: string, bytes: Uint8Array, schema: arrow.Schema, batches: arrow.RecordBatch[]): LoadedFragment {
   const rows = batches.reduce((n, b) => n + b.numRows, 0);
   return { key, size: bytes.byteLength, fingerprint: fingerprintBytes(bytes), schema, batches, rows };
 }
 
-/** Find a column by name, or throw MissingColumnError naming the fragment and the columns it has. */
+/**
+ * Find a column by name, or throw MissingColumnError naming the fragment and the columns it
+ * has. A name that appears more than once is ambiguous (which one would the index describe?)
+ * and is refused with a ColumnTypeError.
+ */
 export function columnIndex(schema: arrow.Schema, column: string, where: string): number {
   const i = schema.fields.findIndex((f) => f.name === column);
   if (i < 0) {
     const have = schema.fields.map((f) => f.name).join(', ') || '(none)';
     throw new MissingColumnError(`column '${column}' not found in fragment ${where} (columns: ${have})`);
   }
+  const count = schema.fields.reduce((n, f) => n + (f.name === column ? 1 : 0), 0);
+  if (count > 1) throw new ColumnTypeError(`column '${column}' appears ${count} times in fragment ${where}; a column to index must have a unique name`);
   return i;
 }

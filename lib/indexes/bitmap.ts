@@ -7,13 +7,14 @@
  * batch, and verifies all three: the lookup table against the manifest's checksum of it, the
  * footer and the batch against the lookup table's.
  */
+import v8 from 'node:v8';
 import * as arrow from 'apache-arrow';
 import { buildKeyData, comparatorFor, readKeyValues, type ColumnType, type KeyValue } from '../format/column-type.js';
 import { checksumMismatch, crc32c, decodeCrc32c, encodeCrc32c, isEncodedCrc32c } from '../format/crc32c.js';
 import { explainFailure, IpcFileReader, IpcFileWriter, makeBatch, type WrittenFile } from '../format/ipc.js';
 import { checkIpcMetadata } from '../format/ipc-metadata.js';
-import { serializePortable } from '../format/roaring-portable.js';
-import { RoaringBitmap32, decodeEntry, encodedSize, encodeEntriesInto, splitEntries, type RowSet, type RowSetEntry } from '../format/rowset.js';
+import { appendPortableValues, PORTABLE_SINGLE_BYTES, serializePortable, U32Builder, writePortableSingle } from '../format/roaring-portable.js';
+import { RoaringBitmap32, encodedSize, encodeEntriesInto, splitEntries, type Bitmap, type RowSet, type RowSetEntry } from '../format/rowset.js';
 import { IndexFileError, ValueTooLargeError } from '../errors.js';
 import type { QueryCache } from '../query/cache.js';
 import type { ObjectStore } from '../store/store.js';
@@ -223,20 +224,113 @@ export function sortRowsBySlot(codes: Int32Array, n: number, slotCount: number, 
   return starts;
 }
 
+/**
+ * Memory a part may use for its distinct values before the build refuses the column, as a
+ * share of the V8 heap limit: a bitmap over an id-like column is as large as the data, and the
+ * right index there is a zone map (sorted) or a bloom filter (unsorted).
+ */
+const PART_MEMORY_SHARE = 0.5;
+/** Heap bytes per distinct value the slot assigner keeps (Map entry, key, table slot), measured. */
+const HEAP_BYTES_PER_SLOT: Record<ColumnType['kind'], number> = { int: 60, float: 60, float16: 8, i64: 24, u64: 24, bytes: 24, bool: 8 };
+
+/**
+ * Serialized bitmaps of a part, one entry per (distinct value, fragment), in one growing byte
+ * arena plus typed-array columns: about 16 bytes per entry beyond the bitmap bytes, where an
+ * object per entry (and an ArrayBuffer per bitmap) cost about 800. An id-like column of 2M
+ * distinct values in one group peaked at 1.6 GB that way.
+ */
+class EntryArena {
+  bytes = new Uint8Array(1 << 16);
+  used = 0;
+  count = 0;
+  slot = new Int32Array(1024);
+  fragment = new Uint32Array(1024);
+  start = new Float64Array(1024);
+  length = new Uint32Array(1024);
+
+  /** The bitmap of rows `rows[from … to)` (ascending) of `slot` in `fragmentId`. */
+  add(slot: number, fragmentId: number, rows: Uint32Array, from: number, to: number): void {
+    if (this.count === this.slot.length) this.growEntries();
+    let length: number;
+    if (to - from === 1) {
+      // Straight into the arena: no temporary array per value of an id-like column.
+      length = PORTABLE_SINGLE_BYTES;
+      if (this.used + length > this.bytes.byteLength) this.growBytes(length);
+      writePortableSingle(this.bytes, this.used, rows[from]!);
+    } else {
+      // The bytes roaring would write after runOptimize(), without an N-API round trip per value.
+      const serialized = serializePortable(rows, from, to);
+      length = serialized.byteLength;
+      if (this.used + length > this.bytes.byteLength) this.growBytes(length);
+      this.bytes.set(serialized, this.used);
+    }
+    const i = this.count++;
+    this.slot[i] = slot;
+    this.fragment[i] = fragmentId;
+    this.start[i] = this.used;
+    this.length[i] = length;
+    this.used += length;
+  }
+
+  /** Bytes held. */
+  get held(): number {
+    return this.bytes.byteLength + this.slot.length * 20;
+  }
+
+  /** Entry indices grouped by slot (in insertion order within a slot, i.e. ascending fragment): `order[starts[s] … starts[s+1])`. */
+  bySlot(slotCount: number): { order: Int32Array; starts: Int32Array } {
+    const starts = new Int32Array(slotCount + 1);
+    for (let i = 0; i < this.count; i++) starts[this.slot[i]! + 1]!++;
+    for (let s = 0; s < slotCount; s++) starts[s + 1]! += starts[s]!;
+    const cursor = starts.slice(0, slotCount);
+    const order = new Int32Array(this.count);
+    for (let i = 0; i < this.count; i++) order[cursor[this.slot[i]!]!++] = i;
+    return { order, starts };
+  }
+
+  entry(i: number): RowSetEntry {
+    const a = this.start[i]!;
+    return { fragmentId: this.fragment[i]!, bytes: this.bytes.subarray(a, a + this.length[i]!) };
+  }
+
+  private growEntries(): void {
+    const n = this.slot.length * 2;
+    const grow = <T extends Int32Array | Uint32Array | Float64Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.slot = grow(this.slot, (k) => new Int32Array(k));
+    this.fragment = grow(this.fragment, (k) => new Uint32Array(k));
+    this.start = grow(this.start, (k) => new Float64Array(k));
+    this.length = grow(this.length, (k) => new Uint32Array(k));
+  }
+
+  private growBytes(need: number): void {
+    let n = this.bytes.byteLength * 2;
+    while (n < this.used + need) n *= 2;
+    const b = new Uint8Array(n);
+    b.set(this.bytes.subarray(0, this.used));
+    this.bytes = b;
+  }
+}
+
 class BitmapTrainer implements Trainer {
   private readonly slots: SlotAssigner;
   private codes = new Int32Array(0);
   private order = new Uint32Array(0);
   private filled = 0;
   private fragmentId = -1;
-  /** Serialized roaring bitmaps per slot, in ascending fragment order. */
-  private readonly perSlot: RowSetEntry[][] = [];
+  /** Serialized roaring bitmaps of every (slot, fragment), in ascending fragment order. */
+  private readonly entries = new EntryArena();
+  private readonly budget: number;
 
   constructor(
     private readonly ct: ColumnType,
     private readonly tuning?: WriterTuning,
   ) {
     this.slots = createSlotAssigner(ct);
+    this.budget = tuning?.partMemoryBytes ?? Math.floor(heapLimit() * PART_MEMORY_SHARE);
   }
 
   startFragment(fragmentId: number, rows: number): void {
@@ -254,6 +348,7 @@ class BitmapTrainer implements Trainer {
     }
     this.slots.assign(data, this.codes, this.filled);
     this.filled += data.length;
+    this.checkMemory();
   }
 
   endFragment(): void {
@@ -266,28 +361,45 @@ class BitmapTrainer implements Trainer {
     for (let s = 0; s < slotCount; s++) {
       const a = starts[s]!;
       const b = starts[s + 1]!;
-      if (a === b) continue;
-      // The bytes roaring would write after runOptimize(), without an N-API round trip per value.
-      (this.perSlot[s] ??= []).push({ fragmentId: this.fragmentId, bytes: serializePortable(order, a, b) });
+      if (a !== b) this.entries.add(s, this.fragmentId, order, a, b);
     }
+    this.checkMemory();
+  }
+
+  /** Refuse, by the numbers, a column whose distinct values would outgrow the part's memory. */
+  private checkMemory(): void {
+    const slots = this.slots.slotCount;
+    const estimate = slots * HEAP_BYTES_PER_SLOT[this.ct.kind] + this.entries.held + this.codes.byteLength + this.order.byteLength;
+    if (estimate <= this.budget) return;
+    throw new ValueTooLargeError(
+      `a bitmap part would hold ${slots - 1} distinct values in ${Math.round(estimate / 2 ** 20)} MiB, over its budget of ${Math.round(this.budget / 2 ** 20)} MiB: ` +
+        'a bitmap suits low-cardinality columns; index this one with a zone map (sorted values) or a bloom filter (unsorted), or use smaller groups (--group-rows)',
+    );
   }
 
   async writePart(store: ObjectStore, key: string, metadata: Map<string, string>, options: WritePartOptions = {}): Promise<WrittenFile> {
-    const cmp = comparatorFor(this.ct.kind);
-    const slots: number[] = [];
-    for (let s = 1; s < this.perSlot.length; s++) if (this.perSlot[s]) slots.push(s);
-    const values = slots.map((s) => this.slots.value(s));
-    const order = slots.map((_, i) => i).sort((x, y) => cmp(values[x]!, values[y]!));
+    const slotCount = this.slots.slotCount;
+    const { order: byslot, starts } = this.entries.bySlot(slotCount);
+    const entriesOf = (s: number) => {
+      const out: RowSetEntry[] = [];
+      for (let k = starts[s]!; k < starts[s + 1]!; k++) out.push(this.entries.entry(byslot[k]!));
+      return out;
+    };
     const w = await BitmapFileWriter.create(store, key, this.ct, metadata, this.tuning);
     try {
-      if (this.perSlot[NULL_SLOT]) await w.add(null, this.perSlot[NULL_SLOT]);
-      for (const i of order) await w.add(values[i]!, this.perSlot[slots[i]!]!);
+      if (starts[NULL_SLOT + 1]! > starts[NULL_SLOT]!) await w.add(null, entriesOf(NULL_SLOT));
+      // Every slot has rows (a slot exists because a row had its value).
+      for (const s of this.slots.sortedSlots()) await w.add(this.slots.value(s), entriesOf(s));
       return (await w.close(store, { beforePublish: options.beforePublish })).bitmap;
     } catch (err) {
       await w.abort();
       throw err;
     }
   }
+}
+
+function heapLimit(): number {
+  return v8.getHeapStatistics().heap_size_limit;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -310,6 +422,16 @@ function bitmapRows(ct: ColumnType, what: string, batch: arrow.RecordBatch): Bit
   } catch (err) {
     throw new IndexFileError(`${what}: unreadable bitmap batch: ${(err as Error)?.message ?? err}`, { cause: err });
   }
+}
+
+/** Bytes of decoded bitmap batches a query keeps for reuse when no QueryCache holds them. */
+const UNCACHED_BATCH_BYTES = 4 * 1024 * 1024;
+
+/** What a decoded batch holds, roughly: its row-set bytes and a key object per row. */
+function batchHeldBytes(rows: readonly BitmapRow[]): number {
+  let n = 0;
+  for (const r of rows) n += r.set.byteLength + 64;
+  return n;
 }
 
 function batchBytes(batch: arrow.RecordBatch): number {
@@ -367,10 +489,11 @@ async function mergeBitmaps(input: MergeInput): Promise<MergeOutput> {
         }
         lastKey[i] = key;
         const set = c.row!.set;
-        if (group.length === 1 && !sources[i]!.isPart) passThrough = set;
+        const keep = sources[i]!.isPart ? filter : input.keepPreviousFragment;
+        if (group.length === 1 && !keep) passThrough = set;
         else {
           for (const e of splitEntries(set, store.describe(sources[i]!.reader.key))) {
-            if (sources[i]!.isPart && !filter(e.fragmentId)) continue;
+            if (keep && !keep(e.fragmentId)) continue;
             entries.push(e);
           }
         }
@@ -452,23 +575,60 @@ class BitmapSearcher implements IndexSearcher {
   }
 
   private async rows(batch: number): Promise<BitmapRow[]> {
-    let rows = this.opened.batches.get(batch);
+    const opened = this.opened;
+    let rows = opened.batches.get(batch);
     if (!rows) {
       const data = await this.file.readBatch(batch);
       rows = bitmapRows(this.ct, this.file.where, data);
       if (rows.length !== this.lookup[batch]!.count) {
         throw new IndexFileError(`bitmap batch ${batch} of ${this.file.where} holds ${rows.length} keys, its lookup table says ${this.lookup[batch]!.count}`);
       }
-      this.opened.batches.set(batch, rows);
-      this.opened.bytes += rows.reduce((n, r) => n + r.set.byteLength + 64, 0);
-      this.opened.grew?.();
+      const bytes = batchHeldBytes(rows);
+      opened.batches.set(batch, rows);
+      opened.bytes += bytes;
+      if (opened.grew) opened.grew();
+      else {
+        // Without a cache, batches are kept only for reuse within this query, and only the
+        // most recent ones: a scan over every key (`NOT IN` a long list) holds a few batches,
+        // not the index.
+        for (const [b, old] of opened.batches) {
+          if (opened.bytes <= UNCACHED_BATCH_BYTES || b === batch) break;
+          opened.batches.delete(b);
+          opened.bytes -= batchHeldBytes(old);
+        }
+      }
     }
     return rows;
   }
 
+  /** Union of the row sets of `values` (sorted, distinct): one pass over the batches that can hold them. */
+  private async inList(values: readonly KeyValue[]): Promise<RowSet> {
+    const out = this.union();
+    let v = 0;
+    for (let b = 0; b < this.lookup.length && v < values.length; b++) {
+      const { first, last } = this.lookup[b]!;
+      while (v < values.length && this.cmp(values[v]!, first) < 0) v++;
+      if (v >= values.length) break;
+      if (this.cmp(values[v]!, last) > 0) continue;
+      const rows = await this.rows(b);
+      let r = 0;
+      while (r < rows.length && v < values.length) {
+        const c = this.cmp(rows[r]!.key, values[v]!);
+        if (c < 0) r++;
+        else if (c > 0) v++;
+        else {
+          out.add(rows[r]!.set);
+          r++;
+          v++;
+        }
+      }
+    }
+    return out.done();
+  }
+
   /** Row set of keys k with lo ≤ k ≤ hi (bounds inclusive unless told; undefined = open). */
   private async range(lo: { v: Key; incl: boolean } | undefined, hi: { v: Key; incl: boolean } | undefined): Promise<RowSet> {
-    const out: RowSet = new Map();
+    const out = this.union();
     const inLo = (k: Key) => !lo || (lo.incl ? this.cmp(k, lo.v) >= 0 : this.cmp(k, lo.v) > 0);
     const inHi = (k: Key) => !hi || (hi.incl ? this.cmp(k, hi.v) <= 0 : this.cmp(k, hi.v) < 0);
     for (let b = 0; b < this.lookup.length; b++) {
@@ -476,32 +636,22 @@ class BitmapSearcher implements IndexSearcher {
       if (!inLo(last) || !inHi(first)) continue;
       for (const row of await this.rows(b)) {
         if (row.key === null && (lo || hi)) continue;
-        if (inLo(row.key) && inHi(row.key)) this.orInto(out, row.set);
+        if (inLo(row.key) && inHi(row.key)) out.add(row.set);
       }
     }
-    return out;
+    return out.done();
   }
 
-  private orInto(out: RowSet, set: Uint8Array): void {
-    for (const e of splitEntries(set, this.file.where)) {
-      let bm;
-      try {
-        bm = decodeEntry(e, this.fragmentRows);
-      } catch (err) {
-        throw new IndexFileError(`${this.file.where}: ${(err as Error).message}`, { cause: err });
-      }
-      const have = out.get(e.fragmentId);
-      if (have) have.orInPlace(bm);
-      else out.set(e.fragmentId, bm);
-    }
+  private union(): RowSetUnion {
+    return new RowSetUnion(this.fragmentRows, this.file.where);
   }
 
   private async nulls(): Promise<RowSet> {
-    const out: RowSet = new Map();
-    if (this.lookup.length === 0 || this.lookup[0]!.first !== null) return out;
+    const out = this.union();
+    if (this.lookup.length === 0 || this.lookup[0]!.first !== null) return out.done();
     const first = (await this.rows(0))[0]!;
-    if (first.key === null) this.orInto(out, first.set);
-    return out;
+    if (first.key === null) out.add(first.set);
+    return out.done();
   }
 
   private full(): RowSet {
@@ -541,9 +691,72 @@ class BitmapSearcher implements IndexSearcher {
           }
         }
       }
+      case 'in': {
+        const matching = await this.inList(cond.values);
+        if (!cond.negated) return matching;
+        // Covered rows minus nulls minus the union: one dense set per fragment, once.
+        return subtract(subtract(this.full(), await this.nulls()), matching);
+      }
     }
   }
 }
+
+/**
+ * The union of serialized row sets (the bitmaps of the keys a query selects), decoded in
+ * JavaScript into one run of offsets per fragment and turned into one roaring bitmap per
+ * fragment at the end: no native bitmap per (key, fragment), whose memory the garbage
+ * collector would not see. Rows of different keys are disjoint, so appending is a union.
+ */
+class RowSetUnion {
+  private readonly parts = new Map<number, { offsets: U32Builder; bitmap?: Bitmap; whole: boolean }>();
+
+  constructor(
+    private readonly fragmentRows: (id: number) => number | undefined,
+    private readonly where: string,
+  ) {}
+
+  add(set: Uint8Array): void {
+    for (const e of splitEntries(set, this.where)) {
+      let part = this.parts.get(e.fragmentId);
+      if (!part) this.parts.set(e.fragmentId, (part = { offsets: new U32Builder(), whole: false }));
+      if (e.bytes.byteLength === 0) {
+        // Lance's "every row of the fragment".
+        if (this.fragmentRows(e.fragmentId) === undefined) throw new IndexFileError(`${this.where}: row set: whole-fragment entry for unknown fragment ${e.fragmentId}`);
+        part.whole = true;
+        continue;
+      }
+      try {
+        appendPortableValues(e.bytes, part.offsets);
+      } catch (err) {
+        throw new IndexFileError(`${this.where}: row set: corrupt roaring bitmap for fragment ${e.fragmentId}: ${(err as Error).message}`, { cause: err });
+      }
+      // Bounded: a range over most of a large fragment folds into its bitmap as it goes.
+      if (part.offsets.length >= UNION_FLUSH_VALUES) this.flush(part);
+    }
+  }
+
+  done(): RowSet {
+    const out: RowSet = new Map();
+    for (const [id, part] of this.parts) {
+      if (part.whole) out.set(id, RoaringBitmap32.fromRange(0, this.fragmentRows(id)!));
+      else {
+        this.flush(part);
+        if (part.bitmap) out.set(id, part.bitmap);
+      }
+    }
+    return out;
+  }
+
+  private flush(part: { offsets: U32Builder; bitmap?: Bitmap }): void {
+    if (part.offsets.length === 0) return;
+    if (part.bitmap) part.bitmap.addMany(part.offsets.view());
+    else part.bitmap = new RoaringBitmap32(part.offsets.view());
+    part.offsets.length = 0;
+  }
+}
+
+/** Offsets a union holds per fragment before folding them into the fragment's bitmap (4 MiB). */
+const UNION_FLUSH_VALUES = 1 << 20;
 
 export function subtract(a: RowSet, b: RowSet): RowSet {
   for (const [id, bm] of b) {

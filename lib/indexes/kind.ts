@@ -20,6 +20,11 @@ export interface IndexParams {
 /** A leaf of a normalised predicate, already coerced to the column's value domain. */
 export type Condition =
   | { kind: 'cmp'; op: '=' | '!=' | '<' | '<=' | '>' | '>='; value: KeyValue }
+  /**
+   * Equal to one of `values` (distinct, non-null, canonical), or with `negated`, non-null and
+   * equal to none of them. Never empty: an empty list is `none` (or `notNull`, negated).
+   */
+  | { kind: 'in'; values: KeyValue[]; negated: boolean }
   | { kind: 'isNull' }
   | { kind: 'notNull' }
   | { kind: 'none' };
@@ -29,11 +34,8 @@ export interface IndexFile {
   name: string;
   key: string;
   size: number;
-  /**
-   * CRC32C of the whole file in S3's encoding (base64 of the big-endian 4 bytes), computed
-   * as it was written. Absent in manifests written before checksums were recorded.
-   */
-  crc32c?: string;
+  /** CRC32C of the whole file in S3's encoding (base64 of the big-endian 4 bytes), computed as it was written. */
+  crc32c: string;
 }
 
 /** Where a merge reads from and writes to. */
@@ -48,6 +50,11 @@ export interface MergeInput {
   previous?: IndexFile[];
   /** Fragments to take from the parts; others are dropped (already covered by `previous`). */
   keepPartFragment: (fragmentId: number) => boolean;
+  /**
+   * Fragments to keep from `previous`, when some of its rows no longer count (fragments
+   * removed or rewritten since); undefined keeps every row, so unchanged data passes through.
+   */
+  keepPreviousFragment?: (fragmentId: number) => boolean;
   /** Fresh directory key (no trailing slash) for the final files. */
   outDir: string;
   tuning?: WriterTuning;
@@ -66,6 +73,8 @@ export interface WriterTuning {
   batchBytes?: number;
   /** Flush a batch once it holds this many keys or zones. */
   batchKeys?: number;
+  /** Bytes a bitmap part may hold for its distinct values (default: half the V8 heap limit). */
+  partMemoryBytes?: number;
 }
 
 export interface Trainer {

@@ -6,7 +6,7 @@
  * No per-row objects and no `vector.get(i)` here (platform-notes.md: 7–80× slower).
  */
 import type * as arrow from 'apache-arrow';
-import { canonicalKey, compareBytes, float16ToNumber, type ColumnType, type KeyValue } from '../format/column-type.js';
+import { canonicalKey, compareBytes, compareFloat, float16ToNumber, type ColumnType, type KeyValue } from '../format/column-type.js';
 
 /** Slot 0 is reserved for null; distinct values get slots 1, 2, … in first-seen order. */
 export const NULL_SLOT = 0;
@@ -35,6 +35,16 @@ export interface SlotAssigner {
   readonly slotCount: number;
   /** The canonical key of a slot (never called for the null slot). */
   value(slot: number): KeyValue;
+  /** The non-null slots in ascending order of their values. */
+  sortedSlots(): Int32Array;
+}
+
+/** Slots 1 … count-1 sorted by their values with `cmp` (the generic way: a comparator per pair). */
+function sortByValue(count: number, value: (slot: number) => KeyValue, cmp: (a: KeyValue, b: KeyValue) => number): Int32Array {
+  const values = Array.from({ length: count - 1 }, (_, i) => value(i + 1));
+  const idx = Array.from({ length: count - 1 }, (_, i) => i);
+  idx.sort((x, y) => cmp(values[x]!, values[y]!));
+  return Int32Array.from(idx, (i) => i + 1);
 }
 
 export function createSlotAssigner(ct: ColumnType): SlotAssigner {
@@ -63,6 +73,12 @@ class NumberSlots implements SlotAssigner {
   }
   value(slot: number): KeyValue {
     return this.values[slot]!;
+  }
+  sortedSlots(): Int32Array {
+    // Canonical keys (no -0, one NaN) sort natively in a Float64Array (NaN last, as in the
+    // column order); each value then names its slot through the map.
+    const sorted = Float64Array.from(this.values.slice(1)).sort();
+    return Int32Array.from(sorted, (v) => this.map.get(v)!);
   }
   assign(data: arrow.Data, out: Int32Array, outOffset: number): void {
     const values = data.values as Int32Array | Float64Array;
@@ -152,6 +168,9 @@ class Float16Slots implements SlotAssigner {
   value(slot: number): KeyValue {
     return this.values[slot]!;
   }
+  sortedSlots(): Int32Array {
+    return sortByValue(this.values.length, (s) => this.values[s]!, (a, b) => compareFloat(a as number, b as number));
+  }
   assign(data: arrow.Data, out: Int32Array, outOffset: number): void {
     const bits = data.values as Uint16Array;
     const off = data.offset;
@@ -176,56 +195,99 @@ class Float16Slots implements SlotAssigner {
   }
 }
 
-/** 2^21: values whose high word is within ±this fit a JS number exactly. */
-const SAFE_HI = 0x200000;
-
+/**
+ * 64-bit integers keyed by their two 32-bit words in an open-addressing table over typed
+ * arrays: no BigInt and no Map entry per distinct value (a Map with heap-number keys cost
+ * about 110 bytes per value; this, about 24), and keys stored so that a BigInt64Array view of
+ * them sorts natively.
+ */
 class Int64Slots implements SlotAssigner {
-  private readonly small = new Map<number, number>();
-  private readonly big = new Map<bigint, number>();
-  private readonly values: bigint[] = [0n];
+  /** Key of slot s: words 2s (low) and 2s+1 (high); slot 0 (null) is unused. */
+  private words = new Int32Array(2 * 1024);
+  private table = new Int32Array(2048);
+  private mask = 2047;
+  private count = 1;
   constructor(private readonly unsigned: boolean) {}
   get slotCount() {
-    return this.values.length;
+    return this.count;
   }
   value(slot: number): KeyValue {
-    return this.values[slot]!;
+    const v = (BigInt(this.words[2 * slot + 1]!) << 32n) | BigInt(this.words[2 * slot]! >>> 0);
+    return this.unsigned ? BigInt.asUintN(64, v) : v;
+  }
+  sortedSlots(): Int32Array {
+    const n = this.count - 1;
+    const keys = this.unsigned ? new BigUint64Array(this.words.buffer, 8, n).slice() : new BigInt64Array(this.words.buffer, 8, n).slice();
+    keys.sort();
+    const out = new Int32Array(n);
+    const w = new Int32Array(keys.buffer);
+    for (let i = 0; i < n; i++) out[i] = this.find(w[2 * i]!, w[2 * i + 1]!);
+    return out;
   }
   assign(data: arrow.Data, out: Int32Array, outOffset: number): void {
     const big = data.values as BigInt64Array | BigUint64Array;
     const words = new Int32Array(big.buffer, big.byteOffset, big.length * 2);
     const off = data.offset;
     const nulls = nullBitmapOf(data);
-    const unsigned = this.unsigned;
     for (let i = 0; i < data.length; i++) {
       const j = off + i;
-      if (!isValidAt(nulls, j)) {
+      if (nulls && ((nulls[j >> 3]! >> (j & 7)) & 1) === 0) {
         out[outOffset + i] = NULL_SLOT;
         continue;
       }
-      const lo = words[2 * j]! >>> 0;
-      const hi = words[2 * j + 1]!;
-      let s: number | undefined;
-      if (unsigned ? hi >>> 0 < SAFE_HI : hi >= -SAFE_HI && hi < SAFE_HI) {
-        // Read as a number from the two words: no BigInt per row.
-        const key = (unsigned ? hi >>> 0 : hi) * 4294967296 + lo;
-        s = this.small.get(key);
-        if (s === undefined) {
-          s = this.values.length;
-          this.small.set(key, s);
-          this.values.push(BigInt(key));
-        }
-      } else {
-        const key = big[j]!;
-        s = this.big.get(key);
-        if (s === undefined) {
-          s = this.values.length;
-          this.big.set(key, s);
-          this.values.push(key);
-        }
-      }
-      out[outOffset + i] = s;
+      out[outOffset + i] = this.slotOf(words[2 * j]!, words[2 * j + 1]!);
     }
   }
+
+  private slotOf(lo: number, hi: number): number {
+    const keys = this.words;
+    let p = hash64(lo, hi) & this.mask;
+    for (;;) {
+      const s = this.table[p]!;
+      if (s === 0) break;
+      if (keys[2 * s] === lo && keys[2 * s + 1] === hi) return s;
+      p = (p + 1) & this.mask;
+    }
+    const s = this.count++;
+    if (2 * s + 1 >= keys.length) {
+      const grown = new Int32Array(keys.length * 2);
+      grown.set(keys);
+      this.words = grown;
+    }
+    this.words[2 * s] = lo;
+    this.words[2 * s + 1] = hi;
+    this.table[p] = s;
+    if (this.count * 2 > this.table.length) this.rehash();
+    return s;
+  }
+
+  private find(lo: number, hi: number): number {
+    let p = hash64(lo, hi) & this.mask;
+    for (;;) {
+      const s = this.table[p]!;
+      if (s === 0 || (this.words[2 * s] === lo && this.words[2 * s + 1] === hi)) return s;
+      p = (p + 1) & this.mask;
+    }
+  }
+
+  private rehash(): void {
+    const size = this.table.length * 2;
+    this.table = new Int32Array(size);
+    this.mask = size - 1;
+    for (let s = 1; s < this.count; s++) {
+      let p = hash64(this.words[2 * s]!, this.words[2 * s + 1]!) & this.mask;
+      while (this.table[p] !== 0) p = (p + 1) & this.mask;
+      this.table[p] = s;
+    }
+  }
+}
+
+/** A 32-bit mix of a 64-bit key's words (multiply-xorshift), enough to spread sequential ids. */
+function hash64(lo: number, hi: number): number {
+  let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }
 
 class BoolSlots implements SlotAssigner {
@@ -236,6 +298,9 @@ class BoolSlots implements SlotAssigner {
   }
   value(slot: number): KeyValue {
     return this.values[slot]!;
+  }
+  sortedSlots(): Int32Array {
+    return Int32Array.from([this.slotOf[0]!, this.slotOf[1]!].filter((s) => s > 0));
   }
   assign(data: arrow.Data, out: Int32Array, outOffset: number): void {
     const bits = data.values as Uint8Array;
@@ -347,6 +412,9 @@ class BytesSlots implements SlotAssigner {
   }
   value(slot: number): KeyValue {
     return this.table.value(slot);
+  }
+  sortedSlots(): Int32Array {
+    return sortByValue(this.table.count, (s) => this.table.value(s), (a, b) => compareBytes(a as Uint8Array, b as Uint8Array));
   }
   assign(data: arrow.Data, out: Int32Array, outOffset: number): void {
     const off = data.offset;

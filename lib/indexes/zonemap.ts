@@ -244,7 +244,7 @@ async function mergeZones(input: MergeInput): Promise<MergeOutput> {
     for (const [i, src] of sources.entries()) {
       const reader = src.reader;
       const what = store.describe(reader.key);
-      const keep = src.isPart ? input.keepPartFragment : () => true;
+      const keep = src.isPart ? input.keepPartFragment : (input.keepPreviousFragment ?? (() => true));
       const c = new BatchCursor(
         reader.batches(0)[Symbol.asyncIterator](),
         (b: arrow.RecordBatch) => zonesOf(ct, what, b).filter((z) => keep(z.fragmentId)),
@@ -315,7 +315,39 @@ export function zoneMayMatch(z: Zone, cond: Condition, cmp: (a: KeyValue, b: Key
           return vIsNaN ? hasNaN : hasNaN || (max !== null && cmp(max, v) >= 0);
       }
     }
+    case 'in': {
+      // Values are sorted in the column's order, so a NaN among them is the last one.
+      const { values, negated } = cond;
+      const last = values[values.length - 1]!;
+      const listHasNaN = typeof last === 'number' && last !== last;
+      const { min, max } = z;
+      if (!negated) {
+        if (listHasNaN && z.nans > 0) return true;
+        if (min === null) return false;
+        const i = lowerBound(values, min, cmp);
+        return i < values.length && !(listHasNaN && i === values.length - 1) && cmp(values[i]!, max!) <= 0;
+      }
+      // Some non-null row differs from every value: a NaN the list lacks, two distinct
+      // values, or one value the list lacks.
+      if (z.nans > 0 && !listHasNaN) return true;
+      if (min === null) return false;
+      if (cmp(min, max!) !== 0) return true;
+      const i = lowerBound(values, min, cmp);
+      return !(i < values.length && cmp(values[i]!, min) === 0);
+    }
   }
+}
+
+/** First index of `values` (sorted by `cmp`) not below `v`. */
+function lowerBound(values: readonly KeyValue[], v: KeyValue, cmp: (a: KeyValue, b: KeyValue) => number): number {
+  let lo = 0;
+  let hi = values.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (cmp(values[mid]!, v) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 class ZoneSearcher implements IndexSearcher {

@@ -5,16 +5,18 @@
  * builds racing on one dataset both land, one after the other.
  *
  * Integrity: each version carries `crc32c`, the CRC32C of its canonical JSON without that
- * field (json-checksum.ts), verified on every read, so a damaged manifest is an error, never
- * a different answer. Each index file entry carries the file's CRC32C, computed as the file
- * was written; readers verify what they read against it. Both fields are optional: versions
- * written before them are read (unverified) as before.
+ * field (json-checksum.ts), and each index file entry the file's CRC32C, computed as the file
+ * was written; readers verify what they read against them. Both are required: a manifest
+ * whose checksums were stripped cannot be told from a tampered one. On top of the checksums,
+ * every manifest read is checked against the invariants a writer keeps (`checkInvariants`),
+ * so even content with a valid checksum cannot name a path outside `data/`, reuse an id or
+ * cover a fragment that is not registered.
  */
 import { z } from 'zod';
 import { AlreadyExistsError, CommitConflictError, IndexFileError } from '../errors.js';
 import { isEncodedCrc32c } from '../format/crc32c.js';
-import { CONTENT_CHECKSUM_FIELD, verifyContentChecksum, withContentChecksum } from '../format/json-checksum.js';
-import type { ObjectStore } from '../store/store.js';
+import { verifyContentChecksum, withContentChecksum } from '../format/json-checksum.js';
+import { checkKey, type ObjectStore } from '../store/store.js';
 
 export const MANIFEST_FORMAT = 'serverless-scalar-index/manifest/1';
 export const VERSIONS_PREFIX = '_index/versions/';
@@ -26,11 +28,23 @@ const FragmentEntrySchema = z.object({
   rows: z.number().int().nonnegative(),
   fingerprint: z.string().min(1),
   /**
+   * What the store said of the object when it was registered: S3's ETag, or the local
+   * store's size-and-modification-time tag. A listing that reports another tag for the path
+   * means the file was rewritten (absent in manifests written before it was recorded).
+   */
+  etag: z.string().min(1).optional(),
+  /**
    * Set when the fragment could not be indexed and the build was told to skip bad fragments:
    * why. A failed fragment is registered (its id is never reused) but no index covers it, so
    * every query lists it in `unindexedFragments`.
    */
   failed: z.string().optional(),
+  /**
+   * Set (to the time it was noticed) when the file is gone from `data/` (deleted by a person
+   * or a lifecycle rule). The id stays reserved; no index covers it any more, queries never
+   * return it, and merges drop its rows. A new file at the same path is a new fragment.
+   */
+  removed: z.string().optional(),
 });
 
 const IndexFileSchema = z.object({
@@ -38,7 +52,7 @@ const IndexFileSchema = z.object({
   key: z.string(),
   size: z.number().int().nonnegative(),
   /** CRC32C of the whole file, base64 of the big-endian 4 bytes (as S3 encodes it). */
-  crc32c: z.string().refine(isEncodedCrc32c, 'not a base64 CRC32C').optional(),
+  crc32c: z.string().refine(isEncodedCrc32c, 'not a base64 CRC32C'),
 });
 
 const IndexEntrySchema = z.object({
@@ -51,6 +65,12 @@ const IndexEntrySchema = z.object({
   files: z.array(IndexFileSchema),
   /** Covered fragment ids, ascending. */
   fragmentIds: z.array(z.number().int().min(0)),
+  /**
+   * Fragments whose rows the files still hold but that no longer count (removed or
+   * rewritten since they were indexed), ascending: readers ignore them, the next merge of the
+   * index drops them.
+   */
+  staleFragmentIds: z.array(z.number().int().min(0)).optional(),
   updatedAt: z.string(),
 });
 
@@ -75,12 +95,25 @@ export function versionKey(version: number): string {
   return `${VERSIONS_PREFIX}${String(version).padStart(20, '0')}.json`;
 }
 
+/**
+ * The version a key under `_index/versions/` names, or undefined for anything else: only
+ * the names `versionKey` writes count (exactly 20 digits), so a stray `7.json` or a
+ * 21-digit name next to them is ignored rather than sending every reader to a file that was
+ * never written.
+ */
+export function versionOfKey(key: string): number | undefined {
+  const m = /^_index\/versions\/(\d{20})\.json$/.exec(key);
+  if (!m) return undefined;
+  const version = Number(m[1]);
+  return Number.isSafeInteger(version) && versionKey(version) === key ? version : undefined;
+}
+
 /** Versions present, ascending (parsed as integers, never compared as text). */
 export async function listVersions(store: ObjectStore): Promise<number[]> {
   const versions: number[] = [];
   for await (const o of store.list(VERSIONS_PREFIX)) {
-    const m = /^_index\/versions\/(\d{1,20})\.json$/.exec(o.key);
-    if (m) versions.push(Number(m[1]));
+    const v = versionOfKey(o.key);
+    if (v !== undefined) versions.push(v);
   }
   return versions.sort((a, b) => a - b);
 }
@@ -100,13 +133,72 @@ export async function readManifest(store: ObjectStore, version: number): Promise
     const issue = parsed.error.issues[0];
     throw new IndexFileError(`manifest ${store.describe(key)} is malformed: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
   }
-  // A version that records file checksums was written with its own: if that is gone (a
-  // damaged field name), the content cannot be trusted.
-  if (!(CONTENT_CHECKSUM_FIELD in (json as object)) && parsed.data.indexes.some((e) => e.files.some((f) => f.crc32c !== undefined))) {
-    throw new IndexFileError(`manifest ${store.describe(key)} records file checksums but lacks its own ${CONTENT_CHECKSUM_FIELD} field`);
-  }
   if (parsed.data.version !== version) throw new IndexFileError(`manifest ${store.describe(key)} claims version ${parsed.data.version}`);
+  checkInvariants(parsed.data, `manifest ${store.describe(key)}`);
   return parsed.data;
+}
+
+/** True for a fragment some index may cover: registered, not failed, not removed. */
+export function isLive(f: FragmentEntry): boolean {
+  return f.failed === undefined && f.removed === undefined;
+}
+
+/**
+ * The rules every manifest this project writes keeps, checked on every read and before
+ * every commit:
+ * - fragment ids are unique and below `nextFragmentId`; paths of fragments not removed are
+ *   unique;
+ * - every path lies under `data/` and is a valid key (a failed fragment may carry a key the
+ *   store refused: it was recorded so that it cannot block builds, and is never read);
+ * - index names are unique; each index covers, in ascending order, only fragments that are
+ *   registered, not failed and not removed; its files lie under `_index/indexes/`.
+ *
+ * @throws IndexFileError naming `what` and the first rule broken
+ */
+export function checkInvariants(m: Manifest, what: string): void {
+  const bad = (why: string) => new IndexFileError(`${what} is inconsistent: ${why}`);
+  const byId = new Map<number, FragmentEntry>();
+  const livePaths = new Set<string>();
+  for (const f of m.fragments) {
+    if (byId.has(f.id)) throw bad(`fragment id ${f.id} is registered twice`);
+    byId.set(f.id, f);
+    if (f.id >= m.nextFragmentId) throw bad(`fragment id ${f.id} is not below nextFragmentId ${m.nextFragmentId}`);
+    if (!f.path.startsWith('data/') || f.path.length <= 5) throw bad(`fragment ${f.id} has path ${JSON.stringify(f.path)}, outside data/`);
+    if (f.failed === undefined) {
+      try {
+        checkKey(f.path);
+      } catch (err) {
+        throw bad(`fragment ${f.id}: ${(err as Error).message}`);
+      }
+    }
+    if (f.removed === undefined) {
+      if (livePaths.has(f.path)) throw bad(`path ${JSON.stringify(f.path)} is registered twice`);
+      livePaths.add(f.path);
+    }
+  }
+  const names = new Set<string>();
+  for (const ix of m.indexes) {
+    if (names.has(ix.name)) throw bad(`index ${ix.name} is defined twice`);
+    names.add(ix.name);
+    let previous = -1;
+    for (const id of ix.fragmentIds) {
+      if (id <= previous) throw bad(`index ${ix.name} lists fragment ids out of order (${id} after ${previous})`);
+      previous = id;
+      const f = byId.get(id);
+      if (!f) throw bad(`index ${ix.name} covers fragment ${id}, which is not registered`);
+      if (!isLive(f)) throw bad(`index ${ix.name} covers fragment ${id}, which is ${f.removed !== undefined ? 'removed' : 'failed'}`);
+    }
+    const covered = new Set(ix.fragmentIds);
+    for (const id of ix.staleFragmentIds ?? []) if (covered.has(id)) throw bad(`index ${ix.name} lists fragment ${id} as both covered and stale`);
+    for (const file of ix.files) {
+      if (!file.key.startsWith('_index/indexes/')) throw bad(`index ${ix.name} names a file outside _index/indexes/: ${JSON.stringify(file.key)}`);
+      try {
+        checkKey(file.key);
+      } catch (err) {
+        throw bad(`index ${ix.name}: ${(err as Error).message}`);
+      }
+    }
+  }
 }
 
 /** The latest committed manifest, or an empty version-0 manifest for a new dataset. */
@@ -140,6 +232,7 @@ export async function commitManifest(
     const version = latest.version + 1;
     const content: Manifest = { ...next, format: MANIFEST_FORMAT, version, createdAt: new Date().toISOString() };
     ManifestSchema.parse(content);
+    checkInvariants(content, `the manifest about to be committed as version ${version}`);
     try {
       const body = `${JSON.stringify(withContentChecksum(content), null, 1)}\n`;
       await store.put(versionKey(version), new TextEncoder().encode(body), { createOnly: true });

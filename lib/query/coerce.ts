@@ -6,7 +6,7 @@
  */
 import * as arrow from 'apache-arrow';
 import { PredicateTypeError } from '../errors.js';
-import { describeColumnType, type ColumnType, type KeyValue } from '../format/column-type.js';
+import { comparatorFor, describeColumnType, type ColumnType, type KeyValue } from '../format/column-type.js';
 import type { Condition } from '../indexes/kind.js';
 import type { CompareOp, Literal } from './ast.js';
 
@@ -47,21 +47,46 @@ interface Rational {
   den: bigint;
 }
 
+/**
+ * Beyond this decimal magnitude (10^40, far past 2^64), a literal is replaced by ±10^40 (or a
+ * nonzero ±10^-40 when that small): it orders the same against every value an integer column
+ * can hold, and the arithmetic stays small however many digits or how large an exponent the
+ * literal has.
+ */
+const CLAMP_DIGITS = 40;
+
 function parseDecimal(text: string): Rational {
   const m = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/i.exec(text);
   if (!m) throw new PredicateTypeError(`not a number: ${text}`);
   const frac = m[3] ?? '';
-  let num = BigInt(m[2]! + frac);
-  let den = 10n ** BigInt(frac.length);
+  const digits = (m[2]! + frac).replace(/^0+/, '');
+  if (digits === '') return { num: 0n, den: 1n };
+  const sign = m[1] ? -1n : 1n;
+  // Number() of a very long exponent is only approximate (or Infinity), which is all the
+  // magnitude test needs: anything past ±40 is clamped.
   const exp = Number(m[4] ?? 0);
-  if (Math.abs(exp) > 4000) {
-    // Far beyond any 64-bit value: only the sign and the direction matter.
-    if (exp > 0) return { num: num === 0n ? 0n : (m[1] ? -1n : 1n) * 10n ** 4000n, den: 1n };
-    return { num: num === 0n ? 0n : m[1] ? -1n : 1n, den: 10n ** 4000n };
+  const scale = exp - frac.length;
+  // 10^(magnitude - 1) <= |value| < 10^magnitude
+  const magnitude = digits.length + scale;
+  if (magnitude > CLAMP_DIGITS) return { num: sign * 10n ** BigInt(CLAMP_DIGITS), den: 1n };
+  if (magnitude < -CLAMP_DIGITS) return { num: sign, den: 10n ** BigInt(CLAMP_DIGITS) };
+  const mantissa = sign * BigInt(digits);
+  return scale >= 0 ? { num: mantissa * 10n ** BigInt(scale), den: 1n } : { num: mantissa, den: 10n ** BigInt(-scale) };
+}
+
+/**
+ * A numeric literal as a double, the way PostgreSQL reads one for a float column: rounded to
+ * the nearest double, and an error when it is out of the double range (it would round to
+ * ±Infinity, or to zero while not zero). `NaN` and `±Infinity` are literals of their own.
+ */
+function parseDouble(text: string, column: string): number {
+  const v = Number(text);
+  if (text === 'NaN' || text === 'Infinity' || text === '-Infinity') return v;
+  const nonzero = /[1-9]/.test(text.replace(/e.*$/i, ''));
+  if (!Number.isFinite(v) || (v === 0 && nonzero)) {
+    throw new PredicateTypeError(`number ${text.length > 40 ? `${text.slice(0, 37)}...` : text} is out of range for a double precision comparison with column '${column}'`);
   }
-  if (exp > 0) num *= 10n ** BigInt(exp);
-  else den *= 10n ** BigInt(-exp);
-  return { num: m[1] ? -num : num, den };
+  return v;
 }
 
 const floorDiv = (a: bigint, b: bigint) => (a >= 0n ? a / b : -((-a + b - 1n) / b));
@@ -95,7 +120,10 @@ function isoToNanos(text: string, temporal: NonNullable<ColumnType['temporal']>,
   if (tz && tz.toUpperCase() !== 'Z') {
     const sign = tz[0] === '-' ? -1n : 1n;
     const digits = tz.slice(1).replace(':', '');
-    nanos -= sign * BigInt(Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2))) * 60_000_000_000n;
+    const [hours, minutes] = [Number(digits.slice(0, 2)), Number(digits.slice(2))];
+    // PostgreSQL's bound on a written offset: ±15:59.
+    if (hours > 15 || minutes > 59) throw new PredicateTypeError(`'${text}' has time zone offset ${tz}, outside -15:59 to +15:59 (column '${column}')`);
+    nanos -= sign * BigInt(hours * 60 + minutes) * 60_000_000_000n;
   }
   return nanos;
 }
@@ -111,7 +139,7 @@ export function coerceComparison(ct: ColumnType, column: string, op: CompareOp, 
     case 'float':
     case 'float16':
       if (lit.kind !== 'number') throw mismatch();
-      return { kind: 'cmp', op, value: Number(lit.text) };
+      return { kind: 'cmp', op, value: parseDouble(lit.text, column) };
     case 'bytes':
       if (lit.kind !== 'string') throw mismatch();
       return { kind: 'cmp', op, value: new TextEncoder().encode(lit.value) };
@@ -134,6 +162,24 @@ export function coerceComparison(ct: ColumnType, column: string, op: CompareOp, 
       return integerCondition(ct, op, r);
     }
   }
+}
+
+/**
+ * `column IN (literals)`, or `NOT IN` with `negated`, as a Condition: each literal coerced as
+ * for `=` (one the column cannot hold equals no row and drops out), duplicates removed.
+ */
+export function coerceList(ct: ColumnType, column: string, literals: readonly Literal[], negated: boolean): Condition {
+  const cmp = comparatorFor(ct.kind);
+  const values: KeyValue[] = [];
+  for (const lit of literals) {
+    const c = coerceComparison(ct, column, '=', lit);
+    if (c.kind === 'cmp') values.push(c.value);
+  }
+  values.sort(cmp);
+  const distinct = values.filter((v, i) => i === 0 || cmp(values[i - 1]!, v) !== 0);
+  if (distinct.length === 0) return negated ? NOT_NULL : NONE;
+  if (distinct.length === 1) return { kind: 'cmp', op: negated ? '!=' : '=', value: distinct[0]! };
+  return { kind: 'in', values: distinct, negated };
 }
 
 /** A literal above (or below) every value of the column, never equal to one. */

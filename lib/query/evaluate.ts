@@ -1,85 +1,56 @@
 /**
  * Answering a predicate from the indexes (index-format.md "Combining answers").
  *
- * 1. NOT is pushed down to the leaves (De Morgan), where it becomes the complementary
- *    comparison. Under SQL three-valued logic that is exact: a NULL value fails both `x < v`
- *    and `NOT (x < v)`, and on non-null values the float order is total (NaN above all).
+ * 1. The predicate is put in negation normal form (normalize.ts): NOT pushed down to the
+ *    leaves, lists kept as one `in` leaf.
  * 2. Each leaf is answered by the best index on its column (bitmap, else zone map), or is
  *    "every row, inexact" when the column has no index.
- * 3. Fragments that any used index does not cover are never pruned: they are listed in
- *    `unindexedFragments` for the caller to scan in full.
+ * 3. AND and OR fold their children's answers one at a time, so a query holds one
+ *    accumulated answer plus the child being evaluated, however long the chain.
+ * 4. The answer covers the whole dataset, which is the files under `data/`: unless told to
+ *    trust the registered snapshot (`registeredOnly`), the query lists `data/` and compares
+ *    it with the manifest (discover.ts). Fragments no used index covers, failed ones, files
+ *    rewritten since they were registered and files not registered yet are never pruned:
+ *    they come back in `unindexedFragments` for the caller to scan. Files deleted since they
+ *    were registered are left out of the answer altogether.
  */
 import { openDataset } from '../dataset.js';
 import type { ColumnType } from '../format/column-type.js';
 import { RoaringBitmap32, type RowSet } from '../format/rowset.js';
 import type { Condition, IndexSearcher, IndexType } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
+import { discover, listFragmentFiles } from '../manifest/discover.js';
 import { emptyManifest, listVersions, loadLatestManifest, readManifest, versionKey, type IndexEntry, type Manifest } from '../manifest/manifest.js';
 import type { ObjectStore } from '../store/store.js';
-import type { CompareOp, Predicate } from './ast.js';
-import { coerceComparison, columnTypeFromSignature } from './coerce.js';
+import type { Predicate } from './ast.js';
+import { coerceComparison, coerceList, columnTypeFromSignature } from './coerce.js';
 import type { QueryCache } from './cache.js';
+import { leafColumns, normalize, type Leaf, type Normalized } from './normalize.js';
 import { parsePredicate } from './parser.js';
 
-/** A leaf after NOT push-down; `unknown` is a comparison with NULL (never true, either way). */
-type Leaf =
-  | { kind: 'cmp'; column: string; op: CompareOp; value: Exclude<Extract<Predicate, { kind: 'compare' }>['value'], { kind: 'null' }> }
-  | { kind: 'isNull'; column: string }
-  | { kind: 'notNull'; column: string }
-  | { kind: 'unknown'; column: string };
+export { normalize, type Normalized } from './normalize.js';
 
-export type Normalized = { kind: 'and' | 'or'; children: Normalized[] } | { kind: 'leaf'; leaf: Leaf };
-
-const COMPLEMENT: Record<CompareOp, CompareOp> = { '=': '!=', '!=': '=', '<': '>=', '<=': '>', '>': '<=', '>=': '<' };
-
-/** Negation normal form: only AND/OR over leaves. Iterative over AND/OR chains. */
-export function normalize(p: Predicate, negate = false): Normalized {
-  switch (p.kind) {
-    case 'not':
-      return normalize(p.operand, !negate);
-    case 'and':
-    case 'or': {
-      // De Morgan: NOT (a AND b) = NOT a OR NOT b.
-      const kind = (p.kind === 'and') !== negate ? 'and' : 'or';
-      const children: Normalized[] = [];
-      const stack: Predicate[] = [p];
-      while (stack.length > 0) {
-        const q = stack.pop()!;
-        if (q.kind === p.kind) stack.push(q.right, q.left);
-        else children.push(normalize(q, negate));
-      }
-      return { kind, children };
-    }
-    case 'compare': {
-      if (p.value.kind === 'null') return { kind: 'leaf', leaf: { kind: 'unknown', column: p.column } };
-      return { kind: 'leaf', leaf: { kind: 'cmp', column: p.column, op: negate ? COMPLEMENT[p.op] : p.op, value: p.value } };
-    }
-    case 'between':
-      return normalize(
-        {
-          kind: 'and',
-          left: { kind: 'compare', column: p.column, op: '>=', value: p.low },
-          right: { kind: 'compare', column: p.column, op: '<=', value: p.high },
-        },
-        negate !== p.negated,
-      );
-    case 'in': {
-      const [first, ...rest] = p.values.map((value): Predicate => ({ kind: 'compare', column: p.column, op: '=', value }));
-      const ors = rest.reduce<Predicate>((acc, q) => ({ kind: 'or', left: acc, right: q }), first!);
-      return normalize(ors, negate !== p.negated);
-    }
-    case 'isNull':
-      return { kind: 'leaf', leaf: { kind: negate !== p.negated ? 'notNull' : 'isNull', column: p.column } };
-  }
-}
+/** Why a fragment must be scanned in full by the caller. */
+export type UnindexedReason = 'unregistered' | 'failed' | 'changed' | 'not covered';
 
 export interface QueryResult {
   exact: boolean;
   rows: number;
   fragments: { id: number; path: string; ranges: [number, number][] }[];
-  unindexedFragments: { id: number; path: string }[];
+  /**
+   * Fragments the answer says nothing about, to scan in full: `id` is null for a file under
+   * `data/` that is not registered yet.
+   */
+  unindexedFragments: { id: number | null; path: string; reason: UnindexedReason }[];
   indexesUsed: string[];
-  /** Manifest version answered from, and ranged reads of index files. */
+  /** The manifest version the answer was read from (0: none yet). */
+  version: number;
+  /**
+   * `listed`: `data/` was listed, so the answer accounts for every file there;
+   * `registered-only`: only the fragments that version registers were considered.
+   */
+  discovery: 'listed' | 'registered-only';
+  /** Ranged reads of index files. */
   stats: { version: number; indexReads: number };
 }
 
@@ -95,6 +66,12 @@ export interface QueryOptions {
   use?: readonly IndexType[];
   /** Reuse manifests and opened indexes across queries (see QueryCache). */
   cache?: QueryCache;
+  /**
+   * Answer over the fragments the latest version registers, without listing `data/`: files
+   * added, deleted or rewritten since the last build are not accounted for. Saves the listing
+   * (one LIST request per 1,000 fragment files on S3).
+   */
+  registeredOnly?: boolean;
 }
 
 /** The latest manifest; with a cache, a version already parsed is not read again (versions never change). */
@@ -112,10 +89,18 @@ async function latestManifest(store: ObjectStore, cache: QueryCache | undefined)
   return manifest;
 }
 
+/**
+ * Which rows of a dataset may satisfy `where`.
+ *
+ * @example
+ * const r = await query('s3://sales-data/datasets/2026', "region = 'APAC' AND price < 20");
+ * // r.fragments: [{ id: 0, path: 'data/part-0.arrow', ranges: [[0, 120], …] }, …]; scan r.unindexedFragments in full
+ */
 export async function query(dataset: string, where: string | Predicate, options: QueryOptions = {}): Promise<QueryResult> {
   const predicate = typeof where === 'string' ? parsePredicate(where) : where;
   const { store } = openDataset(dataset);
-  const manifest = await latestManifest(store, options.cache);
+  // The listing starts with the manifest read: both are needed, neither waits for the other.
+  const [manifest, files] = await Promise.all([latestManifest(store, options.cache), options.registeredOnly ? undefined : listFragmentFiles(store)]);
   const tree = normalize(predicate);
   const rowsOf = new Map(manifest.fragments.map((f) => [f.id, f.rows]));
 
@@ -127,12 +112,22 @@ export async function query(dataset: string, where: string | Predicate, options:
     if (entry) used.set(column, { entry, ct: columnTypeFromSignature(entry.valueType), exact: indexKind(entry.type).exact });
   }
 
-  const unindexed = new Set<number>();
+  // The fragments the answer is about: registered, not removed, and (when listed) still there.
+  const found = files ? discover(manifest, files) : undefined;
+  const gone = new Set(found?.missing.map((f) => f.id));
+  const changed = new Set(found?.changed.map((c) => c.entry.id));
+  const present = manifest.fragments.filter((f) => f.removed === undefined && !gone.has(f.id));
+  const unindexed = new Map<number, UnindexedReason>();
+  for (const f of present) {
+    if (f.failed !== undefined) unindexed.set(f.id, 'failed');
+    else if (changed.has(f.id)) unindexed.set(f.id, 'changed');
+  }
   for (const u of used.values()) {
     const covered = new Set(u.entry.fragmentIds);
-    for (const f of manifest.fragments) if (!covered.has(f.id)) unindexed.add(f.id);
+    for (const f of present) if (!covered.has(f.id) && !unindexed.has(f.id)) unindexed.set(f.id, 'not covered');
   }
-  const universe = manifest.fragments.filter((f) => !unindexed.has(f.id)).map((f) => f.id);
+  const universe = present.filter((f) => !unindexed.has(f.id)).map((f) => f.id);
+  const inUniverse = new Set(universe);
 
   const full = (): RowSet => {
     const out: RowSet = new Map();
@@ -149,74 +144,91 @@ export async function query(dataset: string, where: string | Predicate, options:
     if (!u) return { set: full(), exact: false };
     let cond: Condition;
     if (leaf.kind === 'cmp') cond = coerceComparison(u.ct, leaf.column, leaf.op, leaf.value);
+    else if (leaf.kind === 'in') cond = coerceList(u.ct, leaf.column, leaf.values, leaf.negated);
     else cond = { kind: leaf.kind };
     if (cond.kind === 'none') return { set: new Map(), exact: true };
-    u.searcher ??= indexKind(u.entry.type).open(store, u.ct, u.entry.files, {
-      fragmentIds: u.entry.fragmentIds.filter((id) => !unindexed.has(id)),
-      rows: (id) => rowsOf.get(id),
-    }, options.cache);
+    u.searcher ??= indexKind(u.entry.type).open(
+      store,
+      u.ct,
+      u.entry.files,
+      { fragmentIds: u.entry.fragmentIds.filter((id) => inUniverse.has(id)), rows: (id) => rowsOf.get(id) },
+      options.cache,
+    );
     const set = await (await u.searcher).search(cond);
-    for (const id of set.keys()) if (unindexed.has(id)) set.delete(id);
+    // Index files may still hold rows of fragments that no longer count (removed, rewritten).
+    for (const id of set.keys()) if (!inUniverse.has(id)) set.delete(id);
     return { set, exact: u.exact };
   };
 
   const evaluate = async (n: Normalized): Promise<{ set: RowSet; exact: boolean }> => {
     if (n.kind === 'leaf') return evalLeaf(n.leaf);
-    const parts = [];
-    for (const c of n.children) parts.push(await evaluate(c));
-    const exact = parts.every((p) => p.exact);
-    const [first, ...rest] = parts.map((p) => p.set);
-    const set = first ?? new Map();
-    for (const other of rest) {
-      if (n.kind === 'and') {
-        for (const [id, bm] of set) {
-          const o = other.get(id);
-          if (o) bm.andInPlace(o);
-          else set.delete(id);
-        }
-      } else {
-        for (const [id, bm] of other) {
-          const have = set.get(id);
-          if (have) have.orInPlace(bm);
-          else set.set(id, bm);
-        }
+    let acc: { set: RowSet; exact: boolean } | undefined;
+    for (const c of n.children) {
+      const next = await evaluate(c);
+      if (!acc) acc = next;
+      else {
+        combine(n.kind, acc.set, next.set);
+        acc.exact &&= next.exact;
       }
+      // Nothing can match: exactly nothing, whatever the rest says (an AtMost answer that is
+      // empty is exact too).
+      if (n.kind === 'and' && isEmpty(acc.set)) return { set: acc.set, exact: true };
     }
-    return { set, exact };
+    return acc ?? { set: new Map(), exact: true };
   };
 
   const { set, exact } = await evaluate(tree);
+  let rows = 0;
+  const fragments: QueryResult['fragments'] = [];
+  for (const f of present) {
+    const bm = set.get(f.id);
+    if (!bm || bm.size === 0) continue;
+    rows += bm.size;
+    fragments.push({ id: f.id, path: f.path, ranges: toRanges(bm) });
+  }
+  const unindexedFragments: QueryResult['unindexedFragments'] = [
+    ...present.filter((f) => unindexed.has(f.id)).map((f) => ({ id: f.id, path: f.path, reason: unindexed.get(f.id)! })),
+    ...(found?.unregistered ?? []).map((o) => ({ id: null, path: o.key, reason: 'unregistered' as const })),
+  ];
   return {
-    exact,
-    ...shape(manifest, set, unindexed),
+    // No candidate row: exactly none, whichever index said so.
+    exact: exact || rows === 0,
+    rows,
+    fragments,
+    unindexedFragments,
     indexesUsed: [...new Set([...used.values()].map((u) => u.entry.name))],
+    version: manifest.version,
+    discovery: files ? 'listed' : 'registered-only',
     stats: { version: manifest.version, indexReads: await countReads(used) },
   };
 }
 
-function leafColumns(n: Normalized, out = new Set<string>()): Set<string> {
-  if (n.kind === 'leaf') out.add(n.leaf.column);
-  else for (const c of n.children) leafColumns(c, out);
-  return out;
+/** `into` AND/OR `other`, in place (`other` is consumed). */
+function combine(kind: 'and' | 'or', into: RowSet, other: RowSet): void {
+  if (kind === 'and') {
+    for (const [id, bm] of into) {
+      const o = other.get(id);
+      if (o) bm.andInPlace(o);
+      if (!o || bm.size === 0) into.delete(id);
+    }
+  } else {
+    for (const [id, bm] of other) {
+      const have = into.get(id);
+      if (have) have.orInPlace(bm);
+      else into.set(id, bm);
+    }
+  }
+}
+
+function isEmpty(set: RowSet): boolean {
+  for (const bm of set.values()) if (bm.size > 0) return false;
+  return true;
 }
 
 async function countReads(used: Map<string, UsedIndex>): Promise<number> {
   let n = 0;
   for (const u of used.values()) if (u.searcher) n += (await u.searcher).reads;
   return n;
-}
-
-function shape(manifest: Manifest, set: RowSet, unindexed: Set<number>) {
-  let rows = 0;
-  const fragments: QueryResult['fragments'] = [];
-  for (const f of manifest.fragments) {
-    const bm = set.get(f.id);
-    if (!bm || bm.size === 0) continue;
-    rows += bm.size;
-    fragments.push({ id: f.id, path: f.path, ranges: toRanges(bm) });
-  }
-  const unindexedFragments = manifest.fragments.filter((f) => unindexed.has(f.id)).map((f) => ({ id: f.id, path: f.path }));
-  return { rows, fragments, unindexedFragments };
 }
 
 /** Sorted, non-overlapping [start, end) runs of a bitmap. */
@@ -236,4 +248,3 @@ export function toRanges(bm: InstanceType<typeof RoaringBitmap32>): [number, num
   }
   return out;
 }
-

@@ -1,7 +1,11 @@
 /**
- * The local-directory store. Writes go to a temporary file beside the target and are
+ * The local-directory store. Writes go to a temporary file under `<root>/_index/tmp/` and are
  * published with `link()` (create-only: fails if the target exists) or `rename()` (replace),
  * so a reader never sees a half-written object and a create-only commit is atomic.
+ *
+ * Temporary files live in their own directory, not beside their targets: a listing then
+ * needs no name filter (a filter on a marker such as `.tmp-` once hid a user's fragment
+ * `a.tmp-1.arrow`), and vacuum finds what a killed writer left (`LOCAL_TEMP_PREFIX`).
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
@@ -9,7 +13,8 @@ import * as path from 'node:path';
 import { AlreadyExistsError, NotFoundError } from '../errors.js';
 import { checkKey, type ObjectInfo, type ObjectStore, type ObjectWriter, type WriteOptions } from './store.js';
 
-const TEMP_MARK = '.tmp-';
+/** Where writers stage their bytes before publishing (dataset-relative; vacuum cleans it). */
+export const LOCAL_TEMP_PREFIX = '_index/tmp/';
 
 export class LocalStore implements ObjectStore {
   readonly root: string;
@@ -27,14 +32,7 @@ export class LocalStore implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
-    try {
-      const st = await fs.stat(this.file(key));
-      if (!st.isFile()) return undefined;
-      return { key, size: st.size, etag: `${st.size}-${Math.trunc(st.mtimeMs * 1000)}`, lastModified: st.mtime };
-    } catch (err) {
-      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
-      throw err;
-    }
+    return infoOf(key, this.file(key));
   }
 
   async read(key: string, range?: { start: number; end: number }): Promise<Uint8Array> {
@@ -79,8 +77,10 @@ export class LocalStore implements ObjectStore {
 
   async openWriter(key: string, options: WriteOptions = {}): Promise<ObjectWriter> {
     const target = this.file(key);
-    await fs.mkdir(path.dirname(target), { recursive: true });
-    const temp = `${target}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
+    const tempDir = path.join(this.root, ...LOCAL_TEMP_PREFIX.split('/').filter(Boolean));
+    await Promise.all([fs.mkdir(path.dirname(target), { recursive: true }), fs.mkdir(tempDir, { recursive: true })]);
+    // The target's name (cut short) after a random part, so a leftover says what it was.
+    const temp = path.join(tempDir, `${randomBytes(6).toString('hex')}-${path.basename(target).slice(0, 80)}`);
     const handle = await fs.open(temp, 'wx');
     let size = 0;
     let finished = false;
@@ -126,12 +126,14 @@ export class LocalStore implements ObjectStore {
     const slash = prefix.lastIndexOf('/');
     const dirKey = slash >= 0 ? prefix.slice(0, slash) : '';
     if (dirKey) checkKey(dirKey);
-    const keys: string[] = [];
-    await walk(path.join(this.root, ...dirKey.split('/').filter(Boolean)), dirKey, keys);
-    keys.sort();
-    for (const key of keys) {
+    const files: { key: string; file: string }[] = [];
+    await walk(path.join(this.root, ...dirKey.split('/').filter(Boolean)), dirKey, files, new Set());
+    files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    // Listed as they are, even names no key may have (a backslash, a newline): the listing
+    // reports what is there, and it is the reader that refuses such a key, by name.
+    for (const { key, file } of files) {
       if (!key.startsWith(prefix)) continue;
-      const info = await this.head(key);
+      const info = await infoOf(key, file);
       if (info) yield info;
     }
   }
@@ -154,19 +156,49 @@ export class LocalStore implements ObjectStore {
   }
 }
 
-async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void> {
-  let entries: import('node:fs').Dirent[];
+/**
+ * Collect the keys of the files under `dir`. Symbolic links are followed (a symlinked
+ * fragment is a fragment, as it is to every other program reading the directory); a link
+ * to a directory already being walked, or a dangling link, is left out.
+ */
+async function infoOf(key: string, file: string): Promise<ObjectInfo | undefined> {
   try {
+    const st = await fs.stat(file);
+    if (!st.isFile()) return undefined;
+    // Milliseconds: what copies that keep times (cp -p, rsync -a, tar, Node's fs.cp) preserve.
+    return { key, size: st.size, etag: `${st.size}-${Math.trunc(st.mtimeMs)}`, lastModified: st.mtime };
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
+    throw err;
+  }
+}
+
+async function walk(dir: string, keyPrefix: string, out: { key: string; file: string }[], ancestors: Set<string>): Promise<void> {
+  let entries: import('node:fs').Dirent[];
+  let id: string;
+  try {
+    const st = await fs.stat(dir);
+    id = `${st.dev}:${st.ino}`;
+    if (ancestors.has(id)) return; // a link cycle
     entries = await fs.readdir(dir, { withFileTypes: true });
   } catch (err) {
     if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return;
     throw err;
   }
+  ancestors.add(id);
   for (const e of entries) {
     const key = keyPrefix ? `${keyPrefix}/${e.name}` : e.name;
-    if (e.isDirectory()) await walk(path.join(dir, e.name), key, out);
-    else if (e.isFile() && !e.name.includes(TEMP_MARK)) out.push(key);
+    let isDir = e.isDirectory();
+    let isFile = e.isFile();
+    if (e.isSymbolicLink()) {
+      const st = await fs.stat(path.join(dir, e.name)).catch(() => undefined);
+      isDir = st?.isDirectory() ?? false;
+      isFile = st?.isFile() ?? false;
+    }
+    if (isDir) await walk(path.join(dir, e.name), key, out, ancestors);
+    else if (isFile) out.push({ key, file: path.join(dir, e.name) });
   }
+  ancestors.delete(id);
 }
 
 function isErrno(err: unknown, code: string): boolean {

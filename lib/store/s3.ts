@@ -257,10 +257,16 @@ export class S3Store implements ObjectStore {
     if (prefix) checkPrefix(prefix);
     const base = this.prefix ? `${this.prefix}/` : '';
     try {
-      for await (const page of paginateListObjectsV2({ client: this.client, pageSize: 1000 }, { Bucket: this.bucket, Prefix: base + prefix })) {
+      // Keys URL-encoded in the response: a key may hold characters XML 1.0 cannot carry (a
+      // control character), and one such object must not make the whole listing unreadable.
+      for await (const page of paginateListObjectsV2({ client: this.client, pageSize: 1000 }, { Bucket: this.bucket, Prefix: base + prefix, EncodingType: 'url' })) {
+        // Only decode what the server says it encoded (some S3-compatible servers ignore the request).
+        const decode = page.EncodingType === 'url' ? (k: string) => decodeURIComponent(k.replace(/\+/g, ' ')) : (k: string) => k;
         for (const o of page.Contents ?? []) {
-          if (!o.Key?.startsWith(base)) continue;
-          yield { key: o.Key.slice(base.length), size: o.Size ?? 0, etag: o.ETag, lastModified: o.LastModified };
+          if (o.Key === undefined) continue;
+          const key = decode(o.Key);
+          if (!key.startsWith(base)) continue;
+          yield { key: key.slice(base.length), size: o.Size ?? 0, etag: o.ETag, lastModified: o.LastModified };
         }
       }
     } catch (err) {

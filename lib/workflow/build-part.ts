@@ -4,7 +4,7 @@
  * its checksum record (`<part>.crc32c`) for the merge to verify it against.
  */
 import { openDataset } from '../dataset.js';
-import { AlreadyExistsError, ColumnTypeError, FragmentChangedError, IndexFileError } from '../errors.js';
+import { AlreadyExistsError, ColumnTypeError, FragmentChangedError, IndexFileError, ValueTooLargeError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
 import { IpcFileReader } from '../format/ipc.js';
 import { loadArrowFileColumns } from '../fragments/arrow-columns.js';
@@ -84,10 +84,16 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
       job.valueType ??= ct.signature;
       job.firstFrom ??= `fragment ${where}`;
       job.trainer ??= indexKind(job.index.type).createTrainer(ct, job.index.params, tuning);
-      job.trainer.startFragment(planned.id, fragment.rows);
-      // By name: a projected fragment's batches hold only the columns asked for.
-      for (const batch of fragment.batches) job.trainer.addBatch(batch.getChild(column)!.data[0]!);
-      job.trainer.endFragment();
+      try {
+        job.trainer.startFragment(planned.id, fragment.rows);
+        // By name: a projected fragment's batches hold only the columns asked for.
+        for (const batch of fragment.batches) job.trainer.addBatch(batch.getChild(column)!.data[0]!);
+        job.trainer.endFragment();
+      } catch (err) {
+        // A column too large for the kind (a bitmap over an id-like column): say which.
+        if (err instanceof ValueTooLargeError) throw new ValueTooLargeError(`index ${job.index.name} on column '${column}', fragment group ${group.groupId} (up to ${where}): ${err.message}`, { cause: err });
+        throw err;
+      }
     }
   }
 

@@ -31,6 +31,10 @@ export interface BuildSummary {
   fragmentsAdded: number;
   /** Fragments this build registered as failed (with skipBadFragments). */
   fragmentsFailed: { path: string; reason: string }[];
+  /** Registered fragments whose files were gone from data/: recorded as removed. */
+  fragmentsRemoved: { id: number; path: string }[];
+  /** Registered fragments whose files were rewritten (with skipBadFragments): removed, and registered again. */
+  fragmentsReplaced: { id: number; path: string; reason: string }[];
   indexes: { name: string; column: string; type: string; fragmentsCovered: number; bytes: number }[];
   /** False when there was nothing to do. */
   changed: boolean;
@@ -75,7 +79,9 @@ export async function build(options: BuildOptions): Promise<BuildSummary> {
     version: manifest.version,
     fragmentsAdded: result.plan.fragmentsAdded,
     fragmentsFailed: result.plan.fragmentsFailed,
-    changed: hasWork || result.plan.fragmentsAdded > 0,
+    fragmentsRemoved: result.plan.fragmentsRemoved,
+    fragmentsReplaced: result.plan.fragmentsReplaced,
+    changed: hasWork || result.plan.fragmentsAdded > 0 || result.plan.fragmentsRemoved.length > 0,
     indexes: manifest.indexes
       .filter((e) => !wanted || wanted.has(e.name))
       .map((e) => ({ name: e.name, column: e.column, type: e.type, fragmentsCovered: e.fragmentIds.length, bytes: e.files.reduce((n, f) => n + f.size, 0) })),

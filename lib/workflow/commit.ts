@@ -6,7 +6,7 @@
  */
 import { openDataset } from '../dataset.js';
 import type { WriterTuning } from '../indexes/kind.js';
-import { commitManifest, type Manifest } from '../manifest/manifest.js';
+import { commitManifest, isLive, type Manifest } from '../manifest/manifest.js';
 import { listAll } from '../store/store.js';
 import { merge } from './merge.js';
 import { readPlan } from './plan.js';
@@ -35,10 +35,13 @@ export async function commit(merged: MergeOutput, tuning?: WriterTuning, maxReba
 function apply(latest: Manifest, merged: MergeOutput): Manifest | null {
   if (merged.merged.length === 0) return null;
   const now = new Date().toISOString();
+  const live = new Set(latest.fragments.filter(isLive).map((f) => f.id));
   for (const m of merged.merged) {
     const i = latest.indexes.findIndex((e) => e.name === m.name);
     const baseNow = i >= 0 ? latest.indexes[i]!.files.map((f) => f.key) : [];
     if (JSON.stringify(baseNow) !== JSON.stringify(m.baseFiles)) throw new StaleMerge(m.name);
+    // A fragment removed while this build ran is in the new files but no longer counts.
+    const stale = m.fragmentIds.filter((id) => !live.has(id));
     const entry = {
       name: m.name,
       column: m.column,
@@ -46,7 +49,8 @@ function apply(latest: Manifest, merged: MergeOutput): Manifest | null {
       params: m.params,
       valueType: m.valueType,
       files: m.files,
-      fragmentIds: m.fragmentIds,
+      fragmentIds: m.fragmentIds.filter((id) => live.has(id)),
+      ...(stale.length > 0 && { staleFragmentIds: stale }),
       updatedAt: now,
     };
     if (i >= 0) latest.indexes[i] = entry;

@@ -19,7 +19,7 @@ import { loadLatestManifest } from '../manifest/manifest.js';
 import { listAll, type ObjectStore } from '../store/store.js';
 import { readPlan } from './plan.js';
 import { readPartChecksum } from './part-checksum.js';
-import { buildPrefix, MergeInputSchema, PART_CHECKSUM_SUFFIX, PART_NAME, type MergedIndex, type MergeOutput, type MergeStepInput, type Plan, type PlannedIndex } from './types.js';
+import { indexFilesPrefix, MergeInputSchema, PART_CHECKSUM_SUFFIX, PART_NAME, partsPrefix, type MergedIndex, type MergeOutput, type MergeStepInput, type Plan, type PlannedIndex } from './types.js';
 
 export async function merge(rawInput: MergeStepInput, tuning?: WriterTuning): Promise<MergeOutput> {
   const input = MergeInputSchema.parse(rawInput);
@@ -40,7 +40,7 @@ export async function merge(rawInput: MergeStepInput, tuning?: WriterTuning): Pr
     const valueType = await partsValueType(store, parts, base?.valueType ?? planned.valueType, planned.name);
     const ct = describeColumnType(planned.column, first.reader.schema.fields[0]!.type);
     const kind = indexKind(planned.type);
-    const outDir = `_index/indexes/${planned.name}/${newVersionDir()}`;
+    const outDir = `${indexFilesPrefix(planned.name)}${newVersionDir()}`;
     const out = await kind.merge({
       store,
       ct,
@@ -49,6 +49,8 @@ export async function merge(rawInput: MergeStepInput, tuning?: WriterTuning): Pr
       parts,
       previous: base?.files,
       keepPartFragment: (id) => !covered.has(id),
+      // Rows of fragments removed since the base was written leave the index here.
+      keepPreviousFragment: base?.staleFragmentIds?.length ? (id) => covered.has(id) : undefined,
       outDir,
       tuning,
     });
@@ -77,7 +79,7 @@ interface PartFile {
  * exactly the planned fragments of its group (so no fragment is in two parts).
  */
 async function checkParts(store: ObjectStore, plan: Plan, planned: PlannedIndex): Promise<PartFile[]> {
-  const prefix = `${buildPrefix(plan.buildId)}${planned.name}/`;
+  const prefix = partsPrefix(plan.buildId, planned.name);
   const found = new Map<number, { key: string; size: number }>();
   for (const o of await listAll(store, prefix)) {
     const name = o.key.slice(prefix.length);

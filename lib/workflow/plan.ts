@@ -6,12 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import * as arrow from 'apache-arrow';
 import { openDataset } from '../dataset.js';
-import { ColumnTypeError, FragmentChangedError, FragmentReadError, IndexFileError, IndexParamsError, MissingColumnError, ScalarIndexError, UsageError } from '../errors.js';
+import { ColumnTypeError, FragmentChangedError, FragmentReadError, IndexFileError, IndexParamsError, InvalidPathError, MissingColumnError, ScalarIndexError, UsageError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
 import { verifyContentChecksum, withContentChecksum } from '../format/json-checksum.js';
-import { columnIndex, FRAGMENT_EXTENSIONS, isFragmentKey, loadFragment, type LoadedFragment } from '../fragments/reader.js';
+import { columnIndex, FRAGMENT_EXTENSIONS, loadFragment, type LoadedFragment } from '../fragments/reader.js';
 import { indexKind } from '../indexes/registry.js';
-import { commitManifest, loadLatestManifest, type Manifest } from '../manifest/manifest.js';
+import { discover, listFragmentFiles } from '../manifest/discover.js';
+import { commitManifest, isLive, loadLatestManifest, type Manifest } from '../manifest/manifest.js';
 import { checkKey, type ObjectStore } from '../store/store.js';
 import { itemsKey, planKey, PlanInputSchema, type Plan, type PlanGroup, type PlanInput, type PlannedIndex, type PlanOutput } from './types.js';
 
@@ -42,24 +43,28 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   const before = await loadLatestManifest(store);
   checkRequestsAgainst(before, requested);
 
-  // Fragments: everything under data/ that is not registered yet.
-  const files = [];
-  for await (const o of store.list('data/')) if (isFragmentKey(o.key)) files.push(o);
-  if (files.length === 0 && before.fragments.length === 0) {
+  // Fragments: the files under data/, against what the manifest registers.
+  const files = await listFragmentFiles(store);
+  if (files.length === 0 && before.fragments.every((f) => f.removed !== undefined)) {
     throw new FragmentReadError(`no fragment files (${FRAGMENT_EXTENSIONS.join(', ')}) under ${store.describe('data')}`);
   }
-  const byPath = new Map(files.map((f) => [f.key, f]));
-  for (const f of before.fragments) {
-    const now = byPath.get(f.path);
-    if (!now) throw new FragmentChangedError(`registered fragment ${store.describe(f.path)} (id ${f.id}) is missing`);
-    // A failed fragment is in no index, so a rewrite of it cannot move indexed rows; it stays
-    // failed (under its id) rather than blocking every later build.
-    if (now.size !== f.size && !(f.failed && input.skipBadFragments)) {
-      throw new FragmentChangedError(`registered fragment ${store.describe(f.path)} (id ${f.id}) changed size from ${f.size} to ${now.size} bytes; fragments are immutable`);
+  const found = discover(before, files);
+  // A deleted file (by a person or a lifecycle rule) is recorded as removed: its rows leave
+  // the answers at once and the indexes at their next merge. Never an error.
+  const removed = found.missing.map((f) => ({ id: f.id, path: f.path }));
+  // A rewritten file: its old fragment is removed and the file registered again under a new
+  // id, so no row address already in an index changes meaning. For a fragment that was
+  // indexed, that needs --skip-bad-fragments (contract.md: a changed fragment is an error);
+  // a failed one was never indexed, so re-reading it (a fixed upload) is always fine.
+  const replaced: { id: number; path: string; reason: string }[] = [];
+  for (const { entry, now } of found.changed) {
+    const what = `registered fragment ${store.describe(entry.path)} (id ${entry.id}) was rewritten: ${describeChange(entry, now)}`;
+    if (entry.failed === undefined && !input.skipBadFragments) {
+      throw new FragmentChangedError(`${what}; fragments are immutable (with --skip-bad-fragments it is registered again as a new fragment)`);
     }
+    replaced.push({ id: entry.id, path: entry.path, reason: what });
   }
-  const registered = new Set(before.fragments.map((f) => f.path));
-  const fresh = files.filter((f) => !registered.has(f.key)).map((f) => checkKey(f.key));
+  const fresh = [...found.unregistered, ...found.changed.map((c) => c.now)].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   // Read new fragments a few at a time: on S3 the reads overlap; the map keeps path order,
   // which is the order ids are assigned in.
   const metas: RegisteringFragment[] = new Array(fresh.length);
@@ -72,25 +77,29 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   const reader = async () => {
     while (next < fresh.length) {
       const i = next++;
-      const size = byPath.get(fresh[i]!)!.size;
+      const { key, size, etag } = fresh[i]!;
       while (held > 0 && held + size > PLAN_READ_BYTES) await new Promise<void>((wake) => waiting.push(wake));
       held += size;
       try {
-        const { batches: _batches, ...meta } = await loadFragment(store, fresh[i]!);
-        metas[i] = meta;
+        // A key the store refuses (a backslash, a control character, an empty segment):
+        // with skipBadFragments it is recorded as failed like any unreadable file, so it
+        // cannot block every later build.
+        checkKey(key);
+        const { batches: _batches, ...meta } = await loadFragment(store, key);
+        metas[i] = { ...meta, etag };
       } catch (err) {
-        if (!(input.skipBadFragments && err instanceof FragmentReadError)) throw err;
-        metas[i] = failedFragment(fresh[i]!, size, (err as Error).message);
+        if (!(input.skipBadFragments && (err instanceof FragmentReadError || err instanceof InvalidPathError))) throw err;
+        metas[i] = failedFragment(key, size, etag, (err as Error).message);
       } finally {
         held -= size;
         for (const wake of waiting.splice(0)) wake();
       }
-      progress({ step: 'register', done: ++done, total: fresh.length, detail: fresh[i]! });
+      progress({ step: 'register', done: ++done, total: fresh.length, detail: key });
     }
   };
   if (fresh.length) progress({ step: 'register', done: 0, total: fresh.length });
   await Promise.all(Array.from({ length: Math.min(PLAN_READ_CONCURRENCY, fresh.length) }, reader));
-  const loaded = new Map(fresh.map((key, i) => [key, metas[i]!]));
+  const loaded = new Map(fresh.map((f, i) => [f.key, metas[i]!]));
 
   // Validate every index that will touch the new fragments before anything is committed.
   const targets = requested.length > 0 ? requested : before.indexes.map((e) => ({ column: e.column, type: e.type, params: e.params }));
@@ -117,16 +126,17 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
         expectedFrom ??= `fragment ${where}`;
       } catch (err) {
         if (!(input.skipBadFragments && (err instanceof MissingColumnError || err instanceof ColumnTypeError))) throw err;
-        loaded.set(key, failedFragment(key, meta.size, (err as Error).message));
+        loaded.set(key, failedFragment(key, meta.size, meta.etag, (err as Error).message));
       }
     }
     if (expected) valueTypes.set(indexName(t.column, t.type), expected);
   }
 
-  // Register the new fragments (rebasing onto concurrent registrations).
+  // Register the new fragments and record the removed ones (rebasing onto concurrent builds).
   let manifest = before;
-  if (fresh.length > 0) {
-    const result = await commitManifest(store, (latest) => registerFragments(latest, loaded, store));
+  if (fresh.length > 0 || removed.length > 0) {
+    const gone = [...removed, ...replaced].map((f) => f.id);
+    const result = await commitManifest(store, (latest) => registerFragments(latest, loaded, gone, store));
     manifest = result.manifest;
   }
 
@@ -138,7 +148,7 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
     const name = indexName(t.column, t.type);
     const existing = manifest.indexes.find((e) => e.name === name);
     const covered = new Set(existing?.fragmentIds ?? []);
-    const fragmentIds = manifest.fragments.filter((f) => !covered.has(f.id) && !f.failed).map((f) => f.id);
+    const fragmentIds = manifest.fragments.filter((f) => !covered.has(f.id) && isLive(f)).map((f) => f.id);
     // Nothing to add (or, for a new index, nothing to take its value type from yet).
     if (fragmentIds.length === 0) continue;
     fragmentIds.forEach((id) => needed.add(id));
@@ -199,6 +209,8 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
     baseVersion: manifest.version,
     fragmentsAdded: thePlan.fragmentsAdded,
     fragmentsFailed: [...loaded].filter(([, m]) => m.failed).map(([path, m]) => ({ path, reason: m.failed! })),
+    fragmentsRemoved: removed,
+    fragmentsReplaced: replaced,
     groupCount: groups.length,
     groupIds: groups.map((g) => g.groupId),
     hasWork,
@@ -261,17 +273,47 @@ function checkRequestsAgainst(manifest: Manifest, requested: NormalizedRequest[]
   }
 }
 
-/** What registration needs of a new fragment: its metadata, or why it cannot be indexed. */
-type RegisteringFragment = Omit<LoadedFragment, 'batches'> & { failed?: string };
+/** What registration needs of a new fragment: its metadata and store tag, or why it cannot be indexed. */
+type RegisteringFragment = Omit<LoadedFragment, 'batches'> & { etag?: string; failed?: string };
 
-function failedFragment(key: string, size: number, reason: string): RegisteringFragment {
-  // Never read in full, so no content fingerprint: the size is what later builds compare.
-  return { key, size, rows: 0, fingerprint: `failed:${size}`, schema: new arrow.Schema([]), failed: reason };
+function failedFragment(key: string, size: number, etag: string | undefined, reason: string): RegisteringFragment {
+  // Never read in full, so no content fingerprint: the size and tag are what later builds compare.
+  return { key, size, etag, rows: 0, fingerprint: `failed:${size}`, schema: new arrow.Schema([]), failed: reason };
 }
 
-function registerFragments(latest: Manifest, loaded: Map<string, RegisteringFragment>, store: ObjectStore): Manifest | null {
-  const have = new Map(latest.fragments.map((f) => [f.path, f]));
-  let added = 0;
+/** How a listed file differs from its registration, for messages. */
+function describeChange(entry: { size: number; etag?: string }, now: { size: number; etag?: string }): string {
+  if (now.size !== entry.size) return `its size changed from ${entry.size} to ${now.size} bytes`;
+  return `its store tag changed from ${entry.etag} to ${now.etag}`;
+}
+
+/**
+ * Register `loaded` and mark the fragments `gone` (deleted or rewritten) as removed, on top of
+ * whatever the latest version holds (this runs again on every rebase). A removed fragment
+ * leaves every index's coverage at once; its rows stay in the index files, listed as stale,
+ * until the next merge of that index drops them.
+ */
+function registerFragments(latest: Manifest, loaded: Map<string, RegisteringFragment>, gone: readonly number[], store: ObjectStore): Manifest | null {
+  let changed = 0;
+  const now = new Date().toISOString();
+  const removing = new Set<number>();
+  for (const id of gone) {
+    const f = latest.fragments.find((x) => x.id === id);
+    // A concurrent build may have recorded it already.
+    if (!f || f.removed !== undefined) continue;
+    f.removed = now;
+    removing.add(id);
+    changed++;
+  }
+  if (removing.size > 0) {
+    for (const ix of latest.indexes) {
+      const dropped = ix.fragmentIds.filter((id) => removing.has(id));
+      if (dropped.length === 0) continue;
+      ix.fragmentIds = ix.fragmentIds.filter((id) => !removing.has(id));
+      ix.staleFragmentIds = [...new Set([...(ix.staleFragmentIds ?? []), ...dropped])].sort((a, b) => a - b);
+    }
+  }
+  const have = new Map(latest.fragments.filter((f) => f.removed === undefined).map((f) => [f.path, f]));
   for (const [path, meta] of [...loaded].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const prior = have.get(path);
     if (prior) {
@@ -282,10 +324,18 @@ function registerFragments(latest: Manifest, loaded: Map<string, RegisteringFrag
       continue;
     }
     if (latest.nextFragmentId > 0xffffffff) throw new FragmentChangedError('fragment ids exhausted (u32)');
-    latest.fragments.push({ id: latest.nextFragmentId++, path, size: meta.size, rows: meta.rows, fingerprint: meta.fingerprint, ...(meta.failed && { failed: meta.failed }) });
-    added++;
+    latest.fragments.push({
+      id: latest.nextFragmentId++,
+      path,
+      size: meta.size,
+      rows: meta.rows,
+      fingerprint: meta.fingerprint,
+      ...(meta.etag !== undefined && { etag: meta.etag }),
+      ...(meta.failed && { failed: meta.failed }),
+    });
+    changed++;
   }
-  return added > 0 ? latest : null;
+  return changed > 0 ? latest : null;
 }
 
 /**

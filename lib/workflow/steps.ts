@@ -28,6 +28,11 @@ export interface StepSettings {
   minGroupsFromWorkRows?: number;
   tuning?: WriterTuning;
   progress?: Progress;
+  /**
+   * Refuse datasets that are not `s3://` URIs (the Lambda handlers: a local path there would
+   * name the function's own file system, which nothing else can see).
+   */
+  s3Only?: boolean;
 }
 
 export const DEFAULT_MAX_CONCURRENCY = 40;
@@ -51,6 +56,10 @@ export interface PlanStepOutput {
   fragmentsAdded: number;
   /** Fragments registered as failed by this build (skipBadFragments), with the reason. */
   fragmentsFailed: { path: string; reason: string }[];
+  /** Fragments whose files are gone, recorded as removed by this build. */
+  fragmentsRemoved: { id: number; path: string }[];
+  /** Fragments whose files were rewritten: removed, and registered again under a new id. */
+  fragmentsReplaced: { id: number; path: string; reason: string }[];
   baseVersion: number;
   maxConcurrency: number;
   /** The Distributed Map's ItemReader source: the group list in S3 (null for a local dataset). */
@@ -62,16 +71,22 @@ export interface PlanStepOutput {
 export const MergeStepInputSchema = z.object({ dataset: z.string().min(1), buildId: z.string().min(1) });
 
 /** Parse with a one-line error that names the step and the offending field. */
-export function parseInput<T>(schema: z.ZodType<T>, input: unknown, step: string): T {
+export function parseInput<T>(schema: z.ZodType<T>, input: unknown, step: string, settings: StepSettings = {}): T {
   const r = schema.safeParse(input);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const at = issue.path.length ? issue.path.join('.') : '(input)';
-  throw new UsageError(`invalid ${step} input: ${at}: ${issue.message}`);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const at = issue.path.length ? issue.path.join('.') : '(input)';
+    throw new UsageError(`invalid ${step} input: ${at}: ${issue.message}`);
+  }
+  const dataset = (r.data as { dataset?: unknown }).dataset;
+  if (settings.s3Only && typeof dataset === 'string' && !/^s3:\/\//i.test(dataset)) {
+    throw new UsageError(`invalid ${step} input: dataset: ${JSON.stringify(dataset)} is not an s3:// URI (this function reads and writes only S3)`);
+  }
+  return r.data;
 }
 
 export async function planStep(input: unknown, settings: StepSettings = {}): Promise<PlanStepOutput> {
-  const { dataset, indexes, groupRows, skipBadFragments } = parseInput(WorkflowInputSchema, input, 'workflow');
+  const { dataset, indexes, groupRows, skipBadFragments } = parseInput(WorkflowInputSchema, input, 'workflow', settings);
   const out = await plan(
     { dataset, indexes, groupRows: groupRows ?? settings.groupRows, minGroups: settings.minGroups, minGroupsFromWorkRows: settings.minGroupsFromWorkRows, skipBadFragments: skipBadFragments ?? settings.skipBadFragments },
     settings.progress,
@@ -89,6 +104,8 @@ export async function planStep(input: unknown, settings: StepSettings = {}): Pro
     fragmentsAdded: out.fragmentsAdded,
     // Reasons are one line each; keep the payload small however many files were bad.
     fragmentsFailed: out.fragmentsFailed.slice(0, 20).map((f) => ({ path: f.path, reason: f.reason.slice(0, 300) })),
+    fragmentsRemoved: out.fragmentsRemoved.slice(0, 20),
+    fragmentsReplaced: out.fragmentsReplaced.slice(0, 20).map((f) => ({ ...f, reason: f.reason.slice(0, 300) })),
     baseVersion: out.baseVersion,
     maxConcurrency: Math.max(1, Math.min(10_000, settings.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY)),
     items,
@@ -97,12 +114,12 @@ export async function planStep(input: unknown, settings: StepSettings = {}): Pro
 }
 
 export async function buildPartStep(input: unknown, settings: StepSettings = {}): Promise<BuildPartOutput> {
-  return buildPart(parseInput(BuildPartInputSchema, input, 'build-part'), settings.tuning);
+  return buildPart(parseInput(BuildPartInputSchema, input, 'build-part', settings), settings.tuning);
 }
 
 /** Merge every part into new index files and commit them (rebasing if another build won). */
 export async function mergeAndCommitStep(input: unknown, settings: StepSettings = {}): Promise<CommitOutput> {
-  const { dataset, buildId } = parseInput(MergeStepInputSchema, input, 'merge');
+  const { dataset, buildId } = parseInput(MergeStepInputSchema, input, 'merge', settings);
   const merged = await merge({ dataset, buildId }, settings.tuning);
   return commit(merged, settings.tuning);
 }

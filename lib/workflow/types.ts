@@ -3,6 +3,7 @@
  * payload; the bulky plan lives in the store (`_index/builds/<buildId>/plan.json`) and steps
  * pass only the dataset, the build id and a group id.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 export const IndexRequestSchema = z.object({
@@ -84,6 +85,10 @@ export interface PlanOutput {
   groupIds: number[];
   /** Fragments this build registered as failed (skipBadFragments), with the reason. */
   fragmentsFailed: { path: string; reason: string }[];
+  /** Registered fragments whose files are gone from data/, now recorded as removed. */
+  fragmentsRemoved: { id: number; path: string }[];
+  /** Registered fragments whose files were rewritten: removed, and the file registered again under a new id. */
+  fragmentsReplaced: { id: number; path: string; reason: string }[];
   /** False when nothing needs building: the workflow can skip to the end. */
   hasWork: boolean;
   /** Store key of the item list for a Distributed Map ItemReader. */
@@ -117,7 +122,7 @@ export interface MergedIndex {
   /** Keys of the files the merge started from (empty for a new index). */
   baseFiles: string[];
   /** The new version's files, with the CRC32C computed as each was written. */
-  files: { name: string; key: string; size: number; crc32c?: string }[];
+  files: { name: string; key: string; size: number; crc32c: string }[];
   fragmentIds: number[];
   peakHeldBytes: number;
 }
@@ -138,8 +143,24 @@ export interface CommitOutput {
 export const buildPrefix = (buildId: string) => `_index/builds/${buildId}/`;
 export const planKey = (buildId: string) => `${buildPrefix(buildId)}plan.json`;
 export const itemsKey = (buildId: string) => `${buildPrefix(buildId)}items.json`;
+
+/**
+ * The one path segment an index's files live under (`_index/indexes/<dir>/…`, and its parts
+ * under a build): the index name itself when it is a plain name, else a readable stem and a
+ * hash of the name, so that a column called `a/b`, `..` or `x\ny` cannot add folders, escape,
+ * or be refused as a key, and two names never share a segment.
+ */
+export function indexDirName(name: string): string {
+  if (/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/.test(name)) return name;
+  const stem = name.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 60);
+  return `${stem}-${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
+}
+
 export const partKey = (buildId: string, index: string, groupId: number, type: string) =>
-  `${buildPrefix(buildId)}${index}/part_${groupId}_${type}.arrow`;
+  `${buildPrefix(buildId)}${indexDirName(index)}/part_${groupId}_${type}.arrow`;
+export const partsPrefix = (buildId: string, index: string) => `${buildPrefix(buildId)}${indexDirName(index)}/`;
+/** Where a merge writes an index's new files: a fresh directory per merge. */
+export const indexFilesPrefix = (index: string) => `_index/indexes/${indexDirName(index)}/`;
 export const PART_NAME = /^part_(0|[1-9][0-9]{0,9})_(zonemap|bitmap)\.arrow$/;
 /**
  * A part's checksum record, `<part key>.crc32c`: JSON `{"size": n, "crc32c": "<base64>"}`,

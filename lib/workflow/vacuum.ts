@@ -66,12 +66,19 @@
  */
 import { UsageError } from '../errors.js';
 import { openDataset } from '../dataset.js';
-import { readManifest, versionKey, VERSIONS_PREFIX, type Manifest } from '../manifest/manifest.js';
+import { readManifest, versionOfKey, VERSIONS_PREFIX, type Manifest } from '../manifest/manifest.js';
+import { LOCAL_TEMP_PREFIX } from '../store/local.js';
 import type { ObjectInfo, ObjectStore } from '../store/store.js';
 import type { Progress } from './plan.js';
 
 export const INDEXES_PREFIX = '_index/indexes/';
 export const BUILDS_PREFIX = '_index/builds/';
+/**
+ * Where the local store stages writes (store/local.ts), and the name earlier releases gave a
+ * staged file beside its target (`…/x.json.tmp-<12 hex>`): what a killed writer leaves.
+ */
+export const TEMP_PREFIX = LOCAL_TEMP_PREFIX;
+const LEGACY_TEMP_NAME = /\.tmp-[0-9a-f]{12}$/;
 
 /** Default `--older-than`: 7 days. */
 export const DEFAULT_VACUUM_OLDER_THAN = '7d';
@@ -110,6 +117,8 @@ export interface VacuumResult {
     indexDirs: string[];
     /** Dataset-relative prefixes `_index/builds/<buildId>/`, sorted. */
     builds: string[];
+    /** Staged files a killed writer left (`_index/tmp/…`), sorted. */
+    temp: string[];
   };
   /** Objects deleted, all kinds together. */
   objects: number;
@@ -191,6 +200,10 @@ export async function vacuum(options: VacuumOptions): Promise<VacuumResult> {
   const referencedDirs = new Set([...referenced].map((k) => dirOf(k)).filter((d): d is string => d !== undefined));
   let staleDirs = dirs.filter((d) => isOld(d.newest) && !referencedDirs.has(d.prefix) && !d.keys.some((k) => referenced.has(k)));
   const staleBuilds = builds.filter((b) => isOld(b.newest));
+  // A writer publishes within seconds of staging; one staged before the cutoff was killed.
+  const staleTemp = [...(await listAllInfo(store, TEMP_PREFIX)), ...versionDirLeftovers(await listAllInfo(store, VERSIONS_PREFIX))].filter((o) =>
+    isOld(o.lastModified?.getTime()),
+  );
 
   // A commit that landed while we looked may reference a directory we are about to delete.
   const latest = versions[versions.length - 1]?.version ?? -1;
@@ -209,16 +222,18 @@ export async function vacuum(options: VacuumOptions): Promise<VacuumResult> {
       versions: expired.map((v) => v.version),
       indexDirs: staleDirs.map((d) => d.prefix),
       builds: staleBuilds.map((b) => b.prefix),
+      temp: staleTemp.map((o) => o.key).sort(),
     },
-    objects: expired.length + staleDirs.reduce((n, d) => n + d.keys.length, 0) + staleBuilds.reduce((n, b) => n + b.keys.length, 0),
-    bytes: expired.reduce((n, v) => n + v.size, 0) + staleDirs.reduce((n, d) => n + d.bytes, 0) + staleBuilds.reduce((n, b) => n + b.bytes, 0),
+    objects: expired.length + staleDirs.reduce((n, d) => n + d.keys.length, 0) + staleBuilds.reduce((n, b) => n + b.keys.length, 0) + staleTemp.length,
+    bytes:
+      expired.reduce((n, v) => n + v.size, 0) + staleDirs.reduce((n, d) => n + d.bytes, 0) + staleBuilds.reduce((n, b) => n + b.bytes, 0) + staleTemp.reduce((n, o) => n + o.size, 0),
     dryRun,
     retainedVersions: [...retained.map((v) => v.version), ...newer.map((v) => v.version)],
   };
   if (dryRun) return result;
 
   // 3. Delete: versions oldest-first, then directories, then builds.
-  const keys = [...expired.map((v) => v.key), ...staleDirs.flatMap((d) => d.keys), ...staleBuilds.flatMap((b) => b.keys)];
+  const keys = [...expired.map((v) => v.key), ...staleDirs.flatMap((d) => d.keys), ...staleBuilds.flatMap((b) => b.keys), ...staleTemp.map((o) => o.key)];
   let done = 0;
   if (keys.length > 0) progress({ step: 'deleting', done, total: keys.length });
   for (let i = 0; i < keys.length; i += batchSize) {
@@ -248,11 +263,9 @@ function retainedVersions(versions: readonly VersionObject[], keep: number, cuto
 async function listVersionObjects(store: ObjectStore): Promise<VersionObject[]> {
   const out: VersionObject[] = [];
   for await (const o of store.list(VERSIONS_PREFIX)) {
-    const m = /^_index\/versions\/(\d{1,20})\.json$/.exec(o.key);
-    if (!m) continue;
-    const version = Number(m[1]);
     // Only canonical names: `versionKey` is what readers and writers use.
-    if (versionKey(version) !== o.key) continue;
+    const version = versionOfKey(o.key);
+    if (version === undefined) continue;
     out.push({ version, key: o.key, size: o.size, modified: o.lastModified?.getTime() });
   }
   return out.sort((a, b) => a.version - b.version);
@@ -271,6 +284,11 @@ async function readReferences(store: ObjectStore, versions: readonly VersionObje
     }
   };
   await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, versions.length) }, worker));
+}
+
+/** Files an earlier release's local writer staged beside a version and never published. */
+function versionDirLeftovers(objects: readonly ObjectInfo[]): ObjectInfo[] {
+  return objects.filter((o) => versionOfKey(o.key) === undefined && LEGACY_TEMP_NAME.test(o.key));
 }
 
 async function listAllInfo(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {

@@ -113,6 +113,24 @@ describe('bad input is refused with a clear error and nothing committed', () => 
     await expectNothingCommitted(root, ['build', root], 1, /ok0\.arrow.*changed/);
   });
 
+  it('a file:// URI that is not absolute is a usage error naming the URI', async () => {
+    const r = await runCli(['query', 'file://relative/dir', '--where', 'x = 1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^scalar-index: invalid dataset URI file:\/\/relative\/dir: .*\(a file URI names an absolute path: file:\/\/\/data\/sales\)\n$/);
+  });
+
+  it('a time zone offset beyond ±15:59 in a literal is an error naming it', async () => {
+    const root = tempDir('ssi-err-tz-');
+    await writeFragment(path.join(root, 'data', 't.arrow'), [{ name: 'ts', type: 'timestamp_us_utc' }], { ts: [0n, 1n] }, { batchRows: 2, format: 'file' });
+    await runCli(['build', root, '--index', 'ts:zonemap', '--quiet']);
+    for (const tz of ['+9999', '+25:00', '-16:00', '+01:60']) {
+      const r = await runCli(['query', root, '--where', `ts < '2026-01-03T06:00:00${tz}'`]);
+      expect(r.code, tz).toBe(1);
+      expect(r.stderr).toContain(`time zone offset ${tz}`);
+    }
+    expect((await runCli(['query', root, '--where', "ts < '2026-01-03T06:00:00+15:59'"])).code).toBe(0);
+  });
+
   it('a dataset path with no fragments (a typo, say) is an error naming the data directory', async () => {
     const root = tempDir('ssi-err-');
     const r = await runCli(['build', path.join(root, 'nope'), '--index', 'x:bitmap', '--json', '--quiet']);

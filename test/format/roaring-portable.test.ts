@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import roaring from 'roaring';
 import { describe, expect, it } from 'vitest';
-import { serializePortable } from '../../lib/format/roaring-portable.js';
+import { appendPortableValues, serializePortable, U32Builder } from '../../lib/format/roaring-portable.js';
 
 const { RoaringBitmap32 } = roaring;
 
@@ -85,5 +85,59 @@ describe('serializePortable', () => {
   it('serializes a subarray range without copying it out first', () => {
     const all = Uint32Array.from([5, 6, 7, 100, 200, 70000, 70001]);
     expect(Buffer.from(serializePortable(all, 2, 6)).equals(viaRoaring(all.subarray(2, 6)))).toBe(true);
+  });
+});
+
+describe('appendPortableValues (reading portable bitmaps in JavaScript, for query unions)', () => {
+  const shapes = fc.oneof(
+    fc.array(fc.nat({ max: 0xffffffff }), { maxLength: 300 }),
+    fc.tuple(fc.integer({ min: 0, max: 70 }).map((c) => c * 65536), fc.integer({ min: 3000, max: 20000 })).map(([base, n]) => Array.from({ length: n }, (_, i) => base + ((i * 7919) % 65536))),
+    fc.array(fc.tuple(fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 1, max: 50 })), { maxLength: 40 }).map((rs) => {
+      const out: number[] = [];
+      let at = 0;
+      for (const [len, gap] of rs) {
+        for (let i = 0; i < len; i++) out.push(at + i);
+        at += len + gap;
+      }
+      return out;
+    }),
+    fc.constantFrom([0], [0xffffffff], [65535, 65536], runs(0, 1, 65536, 0), runs(5, 3, 4096, 1)),
+  );
+
+  it('reads back exactly the values roaring serialized, with and without run containers, appending after what is there', () => {
+    fc.assert(
+      fc.property(shapes, fc.boolean(), fc.array(fc.nat(), { maxLength: 5 }), (values, optimize, before) => {
+        const sorted = sortedUnique(values);
+        const b = new RoaringBitmap32(sorted);
+        if (optimize) b.runOptimize();
+        const out = new U32Builder();
+        out.reserve(before.length);
+        out.values.set(before);
+        out.length = before.length;
+        appendPortableValues(new Uint8Array(b.serialize('portable')), out);
+        expect([...out.view()]).toEqual([...before, ...sorted]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses malformed bytes with a RangeError, never reading past them', () => {
+    const good = new Uint8Array(serializePortable(Uint32Array.from(runs(3, 4, 100, 7))));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: good.byteLength - 1 }), fc.integer({ min: 1, max: 255 }), fc.boolean(), (at, xor, cut) => {
+        const bad = cut ? good.slice(0, at) : good.slice();
+        if (!cut) bad[at]! ^= xor;
+        const out = new U32Builder();
+        try {
+          appendPortableValues(bad, out);
+        } catch (err) {
+          expect(err).toBeInstanceOf(RangeError);
+          return;
+        }
+        // A flip that still decodes (a value byte) decodes to as many values as its headers say.
+        expect(out.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

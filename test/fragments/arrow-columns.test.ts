@@ -18,6 +18,7 @@
  *   and commits nothing; answers over Arrow-file fragments equal answers over the same data
  *   as Parquet (read whole).
  */
+import * as fs from 'node:fs';
 import * as arrow from 'apache-arrow';
 import { Footer } from 'apache-arrow/ipc/metadata/file';
 import fc from 'fast-check';
@@ -643,10 +644,19 @@ describe('in a build', () => {
     const where = store.describe('data/b.arrow');
     const failBuild = () => build({ dataset: root, concurrency: 1, indexes: [{ column: 'k', type: 'bitmap' }] }).then(() => undefined, (e: unknown) => e);
 
-    // Same size, one more row in one batch: only the footer tells (the build part's check, after projecting).
+    // A replacement the plan cannot see (same size, and the registered modification time put
+    // back, as when a file is swapped between plan and build-part): only build-part's check
+    // of the footer, after projecting, can tell.
+    const file = store.describe('data/b.arrow');
+    const { atime, mtime } = fs.statSync(file);
+    const swap = async (bytes: Uint8Array) => {
+      await store.put('data/b.arrow', bytes);
+      fs.utimesSync(file, atime, mtime);
+    };
+    // Same size, one more row in one batch: only the footer tells.
     const replacement = sameSizeOtherLayout(original.byteLength, 1);
     expect(replacement.byteLength).toBe(original.byteLength);
-    await store.put('data/b.arrow', replacement);
+    await swap(replacement);
     projectionSpy.mockClear();
     let err = await failBuild();
     expect(err).toBeInstanceOf(FragmentChangedError);
@@ -665,8 +675,8 @@ describe('in a build', () => {
     expect((err as Error).message).toContain(where);
     expect(await listVersions(store)).toEqual(versions);
 
-    // The original back: the same build succeeds, through the projection.
-    await store.put('data/b.arrow', original);
+    // The original back (with its time): the same build succeeds, through the projection.
+    await swap(original);
     projectionSpy.mockClear();
     const summary = await build({ dataset: root, concurrency: 1, indexes: [{ column: 'k', type: 'bitmap' }, { column: 's', type: 'bitmap' }] });
     expect(summary.version).toBe(versions[versions.length - 1]! + 1);

@@ -25,7 +25,7 @@ async function s3Dataset(prefix: string, fragments: number, seed = 1): Promise<{
 }
 
 describe('QueryCache', () => {
-  it('answers a repeated bitmap query with one LIST and no index reads, and the same rows', async () => {
+  it('answers a repeated bitmap query with the two LISTs (versions, data/) and no reads, and the same rows', async () => {
     const { dataset } = await s3Dataset('warm', 3);
     await build({ dataset, indexes: [{ column: 'category', type: 'bitmap' }, { column: 'region', type: 'bitmap' }] });
     const cache = new QueryCache();
@@ -43,11 +43,22 @@ describe('QueryCache', () => {
     expect(second.fragments).toEqual(uncached.fragments);
     expect(second.rows).toBeGreaterThan(0);
     expect(firstRequests).toBeGreaterThan(3);
-    // Only the versions listing: the manifest and both indexes come from the cache.
-    expect(secondRequests).toHaveLength(1);
-    expect(s3.server.requests[0]!.query['list-type']).toBe('2');
+    // Only the listings: versions (which version is the latest) and data/ (which files the
+    // answer must account for). The manifest and both indexes come from the cache.
+    expect(secondRequests).toHaveLength(2);
+    expect(s3.server.requests.map((r) => [r.query['list-type'], r.query.prefix])).toEqual(
+      expect.arrayContaining([
+        ['2', 'warm/_index/versions/'],
+        ['2', 'warm/data/'],
+      ]),
+    );
     expect(second.stats.indexReads).toBe(0);
     expect(cache.bytes).toBeGreaterThan(0);
+    // Trusting the registered snapshot skips the data/ listing.
+    s3.server.resetLog();
+    const snapshot = await query(dataset, where, { cache, registeredOnly: true });
+    expect(s3.server.requests).toHaveLength(1);
+    expect(snapshot).toEqual({ ...second, discovery: 'registered-only' });
   });
 
   it('sees a new commit at once: new fragments are answered, not the cached version', async () => {

@@ -98,7 +98,9 @@ function literalPools(type: ColumnType, present: readonly unknown[]): { data: Li
         // Just above the value as a double: a strict bound right next to it.
         if (Number.isFinite(x) && type === 'float64') edge.push(num(doubleText(x + Math.abs(x) * Number.EPSILON || Number.MIN_VALUE)));
       }
-      for (const t of ['NaN', 'Infinity', '-Infinity', '0', '-0', '1', '-1', '2.5', '-2.5', '0.1', '1e300', '1e309', '-1e309', '1.7976931348623157e+308', '5e-324', '65504', '65520', '3.4028234663852886e+38', '9007199254740993']) {
+      // Only literals within the double range: beyond it (1e309, 2e-324) a comparison with a
+      // float column is an error, as in PostgreSQL (test/query/literals.test.ts).
+      for (const t of ['NaN', 'Infinity', '-Infinity', '0', '-0', '1', '-1', '2.5', '-2.5', '0.1', '1e300', '1.7976931348623157e+308', '-1.7976931348623157e+308', '5e-324', '-5e-324', '65504', '65520', '3.4028234663852886e+38', '9007199254740993']) {
         edge.push(num(t));
       }
       break;

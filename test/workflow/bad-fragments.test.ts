@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as arrow from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { loadLatestManifest, listVersions } from '../../lib/manifest/manifest.js';
 import { query } from '../../lib/query/evaluate.js';
@@ -79,13 +80,48 @@ describe('--skip-bad-fragments', () => {
     expect(JSON.parse(again.stdout)).toMatchObject({ fragmentsAdded: 0, fragmentsFailed: [] });
   });
 
-  it('a registered good fragment whose bytes changed is still an error, even with the flag', async () => {
+  it('a registered good fragment whose bytes changed is an error without the flag; with it, the old fragment is removed and the file registered again', async () => {
     const root = await datasetWithBadFiles();
     expect((await runCli(['build', root, '--index', 'x:bitmap', '--skip-bad-fragments', '--quiet'])).code).toBe(0);
     await writeFragment(path.join(root, 'data', 'a-good.arrow'), COLS, { x: [1, 2, 3] }, { batchRows: 8, format: 'file' });
-    const r = await runCli(['build', root, '--skip-bad-fragments', '--quiet']);
+    const refused = await runCli(['build', root, '--quiet']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/registered fragment .*a-good\.arrow \(id 0\) was rewritten: its size changed from \d+ to \d+ bytes; fragments are immutable \(with --skip-bad-fragments/);
+    const r = await runCli(['build', root, '--skip-bad-fragments', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).fragmentsReplaced).toEqual([{ id: 0, path: 'data/a-good.arrow', reason: expect.stringMatching(/was rewritten/) }]);
+    expect(r.stderr).toMatch(/a-good\.arrow \(id 0\) was rewritten.*: registered again as a new fragment/);
+    const q = await query(root, 'x = 3');
+    const byPath = new Map(q.fragments.map((f) => [f.path, { id: f.id, rows: expandRanges(f.ranges) }]));
+    expect(byPath.get('data/a-good.arrow')).toEqual({ id: 6, rows: [2] });
+  });
+
+  it('a fragment holding a column name twice is refused by name (same or different types), not as a TypeError; with the flag it is recorded as failed', async () => {
+    const root = tempDir('ssi-dup-');
+    await writeFragment(path.join(root, 'data', 'a-good.arrow'), COLS, good(0), { batchRows: 8, format: 'file' });
+    const x = new arrow.Field('x', new arrow.Int32(), true);
+    for (const [name, second] of [['b-dup-same.arrow', new arrow.Field('x', new arrow.Int32(), true)], ['b-dup-types.arrow', new arrow.Field('x', new arrow.Utf8(), true)]] as const) {
+      const schema = new arrow.Schema([x, second]);
+      const batch = new arrow.RecordBatch(schema, arrow.makeData({
+        type: new arrow.Struct(schema.fields),
+        length: 2,
+        nullCount: 0,
+        children: [arrow.vectorFromArray([1, 2], new arrow.Int32()).data[0]!, arrow.vectorFromArray(second.type instanceof arrow.Utf8 ? ['1', '2'] : [3, 4], second.type).data[0]!],
+      }));
+      fs.writeFileSync(path.join(root, 'data', name), arrow.tableToIPC(new arrow.Table([batch]), 'file'));
+    }
+    const r = await runCli(['build', root, '--index', 'x:bitmap', '--quiet']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/registered fragment .*a-good\.arrow \(id 0\) changed size/);
+    expect(r.stderr).toMatch(/fragment .*b-dup-(same|types)\.arrow has 2 columns named 'x'; column names must be unique/);
+    expect(await listVersions(new LocalStore(root))).toEqual([]);
+    const skipped = await runCli(['build', root, '--index', 'x:bitmap', '--skip-bad-fragments', '--json', '--quiet']);
+    expect(skipped.code, skipped.stderr).toBe(0);
+    expect(JSON.parse(skipped.stdout).fragmentsFailed.map((f: { path: string; reason: string }) => [f.path, /has 2 columns named 'x'/.test(f.reason)])).toEqual([
+      ['data/b-dup-same.arrow', true],
+      ['data/b-dup-types.arrow', true],
+    ]);
+    const q = await query(root, 'x = 3');
+    expect(q.unindexedFragments.map((f) => f.path)).toEqual(['data/b-dup-same.arrow', 'data/b-dup-types.arrow']);
   });
 
   it('the Lambda plan step skips bad fragments when SKIP_BAD_FRAGMENTS=true, unless the input says otherwise', async () => {

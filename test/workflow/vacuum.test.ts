@@ -56,7 +56,7 @@ const addFragment = (store: ObjectStore, f: number) => store.put(`data/f${String
 async function answers(dataset: string) {
   return Promise.all(
     WHERE.map(async (w) => {
-      const { stats: _stats, ...r } = await query(dataset, w);
+      const { stats: _stats, version: _version, ...r } = await query(dataset, w);
       return r;
     }),
   );
@@ -185,7 +185,7 @@ describe.each(backends)('vacuum on a $name', ({ open }) => {
     expect(retainedDirs).toHaveLength(4);
     expect(oldDirs).toHaveLength(6);
     expect(s.crashedDirs).toHaveLength(2);
-    const expected = { versions: [1, 2, 3, 4, 5, 6, 7], indexDirs: [...oldDirs, ...s.crashedDirs].sort(), builds: [s.crashedBuild] };
+    const expected = { versions: [1, 2, 3, 4, 5, 6, 7], indexDirs: [...oldDirs, ...s.crashedDirs].sort(), builds: [s.crashedBuild], temp: [] };
     const goes = (key: string) =>
       expected.versions.some((v) => key === `_index/versions/${String(v).padStart(20, '0')}.json`) ||
       [...expected.indexDirs, ...expected.builds].some((p) => key.startsWith(p));
@@ -452,13 +452,13 @@ describe('scalar-index vacuum', () => {
     const dry = await runCli(['vacuum', root, '--keep-versions', '2', '--dry-run', '--quiet']);
     expect(dry.code, dry.stderr).toBe(0);
     // v5 (registering f2) still references v4's directories: only v2's go.
-    expect(dry.stdout).toMatch(/^would delete 4 version\(s\), 2 index dir\(s\), 0 build\(s\): \d+ object\(s\), [\d.]+ (B|KiB)\nkept 2 version\(s\): 5–6 \(latest 6\)\n {2}versions 1–4\n {2}_index\/indexes\/k_bitmap\//);
+    expect(dry.stdout).toMatch(/^would delete 4 version\(s\), 2 index dir\(s\), 0 build\(s\), 0 leftover temp file\(s\): \d+ object\(s\), [\d.]+ (B|KiB)\nkept 2 version\(s\): 5–6 \(latest 6\)\n {2}versions 1–4\n {2}_index\/indexes\/k_bitmap\//);
     expect(dry.stdout.split('\n').filter((l) => l.startsWith('  _index/indexes/'))).toHaveLength(2);
     expect(await snapshot(store)).toEqual(before);
 
     const real = await runCli(['vacuum', root, '--keep-versions', '2', '--older-than', '1h30m']);
     expect(real.code, real.stderr).toBe(0);
-    expect(real.stdout).toMatch(/^deleted 4 version\(s\), 2 index dir\(s\), 0 build\(s\)/);
+    expect(real.stdout).toMatch(/^deleted 4 version\(s\), 2 index dir\(s\), 0 build\(s\), 0 leftover temp file\(s\)/);
     expect(real.stderr).toMatch(/deleting/);
     expect(await listVersions(store)).toEqual([5, 6]);
   });
@@ -479,6 +479,29 @@ describe('scalar-index vacuum', () => {
     expect(out.deleted.indexDirs).toHaveLength(2);
     expect(out.bytes).toBeGreaterThan(0);
     expect(await listVersions(store)).toEqual([4]);
+  });
+});
+
+describe('vacuum and what a killed writer leaves', () => {
+  it('removes staged files under _index/tmp/ and an earlier release\'s .tmp- files beside versions once they are older than the threshold, and keeps young ones', async () => {
+    const root = tempDir('ssi-vacuum-temp-');
+    const store = new LocalStore(root);
+    for (let f = 0; f < 2; f++) await addFragment(store, f);
+    await build({ dataset: root, indexes: INDEXES, concurrency: 1 });
+    const staged = path.join(root, '_index', 'tmp', 'a1b2c3d4e5f6-part_0_bitmap.arrow');
+    const young = path.join(root, '_index', 'tmp', '0f0f0f0f0f0f-bitmap.arrow');
+    const legacy = path.join(root, '_index', 'versions', '00000000000000000002.json.tmp-0123456789ab');
+    for (const f of [staged, young, legacy]) fs.writeFileSync(f, 'half-written');
+    const old = Date.now() / 1000 - 3 * 3600;
+    fs.utimesSync(staged, old, old);
+    fs.utimesSync(legacy, old, old);
+    const before = await answers(root);
+    const r = await vacuum({ dataset: root, olderThan: '1h' });
+    expect(r.deleted.temp).toEqual(['_index/tmp/a1b2c3d4e5f6-part_0_bitmap.arrow', '_index/versions/00000000000000000002.json.tmp-0123456789ab']);
+    expect(fs.existsSync(staged)).toBe(false);
+    expect(fs.existsSync(legacy)).toBe(false);
+    expect(fs.existsSync(young)).toBe(true);
+    expect(await answers(root)).toEqual(before);
   });
 });
 
