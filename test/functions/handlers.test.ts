@@ -7,7 +7,7 @@
 import type { Context } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FragmentReadError, StoreError, UsageError } from '../../lib/errors.js';
+import { FragmentReadError, StorePermanentError, UsageError } from '../../lib/errors.js';
 import { query } from '../../lib/query/evaluate.js';
 import { parsePredicate } from '../../lib/query/parser.js';
 import { printPredicate } from '../../lib/query/print.js';
@@ -161,10 +161,10 @@ describe('handler errors keep their names for Step Functions Retry/Catch', () =>
     expect((err as Error).message).toMatch(/bad\.arrow/);
   });
 
-  it('a missing bucket fails with StoreError, which the workflow retries', async () => {
+  it('a missing bucket fails with StorePermanentError, which the workflow does not retry', async () => {
     const err = await plan({ dataset: 's3://no-such-bucket-here/x' }, fakeContext('plan')).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(StoreError);
-    expect((err as Error).name).toBe('StoreError');
+    expect(err).toBeInstanceOf(StorePermanentError);
+    expect((err as Error).name).toBe('StorePermanentError');
   });
 
   it('invalid input is a UsageError naming the step and the field', async () => {
