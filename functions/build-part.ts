@@ -4,4 +4,8 @@ import { step, stepSettingsFromEnv } from './shared.js';
 
 const settings = stepSettingsFromEnv();
 
-export const handler = step('build-part', (event) => buildPartStep(event, settings));
+export const handler = step('build-part', async (event, { metrics }) => {
+  const out = await buildPartStep(event, settings);
+  metrics.addMetric('RowsIndexed', 'Count', out.rows);
+  return out;
+});

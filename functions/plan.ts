@@ -4,4 +4,8 @@ import { step, stepSettingsFromEnv } from './shared.js';
 
 const settings = stepSettingsFromEnv();
 
-export const handler = step('plan', (event) => planStep(event, settings));
+export const handler = step('plan', async (event, { metrics }) => {
+  const out = await planStep(event, settings);
+  metrics.addMetric('FragmentsRegistered', 'Count', out.fragmentsAdded);
+  return out;
+});
