@@ -9,6 +9,10 @@
  * and `test/stacks/bundle.test.ts` runs the workflow bundles with no roaring installed.
  */
 import { createRequire } from 'node:module';
+// roaring is an optional dependency: where it could not be installed, the build (`npm ci`'s
+// `prepare`) must still compile, with these types as `any`. Where it is installed, as in CI,
+// they are roaring's own.
+// @ts-ignore -- see above; @ts-expect-error would fail wherever roaring is installed
 import type { RoaringBitmap32 as RoaringBitmap32Class } from 'roaring';
 
 type RoaringClass = typeof RoaringBitmap32Class;
