@@ -263,6 +263,28 @@ describe('IAM', () => {
         ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'].map((a) => [a, [`<${queueId}.Arn>`]]),
       ),
     });
+    // Recover only starts the retry state machine; reconcile lists, reads manifests and starts builds.
+    const retryId = logicalId(app, 'AWS::StepFunctions::StateMachine', 'RetryBuild');
+    expect(grants('Recover')).toEqual({ 'logs:CreateLogStream': logs('Recover'), 'logs:PutLogEvents': logs('Recover'), 'states:StartExecution': [`<${retryId}>`] });
+    expect(grants('Reconcile')).toEqual({
+      'logs:CreateLogStream': logs('Reconcile'),
+      'logs:PutLogEvents': logs('Reconcile'),
+      's3:GetObject': ['bucket/datasets/*/_index/versions/*'],
+      's3:ListBucket': ['bucket'],
+      'states:StartExecution': [`<${smId}>`],
+    });
+    const reconcileRole = app.json.Resources[fnId(app, 'Reconcile')]!.Properties.Role['Fn::GetAtt'][0];
+    const list = iamStatements(app.json).find(
+      ({ policy, statement }) => app.json.Resources[policy]!.Properties.Roles?.some((r: { Ref: string }) => r.Ref === reconcileRole) && asArray(statement.Action).includes('s3:ListBucket'),
+    )!;
+    // The pattern's base exactly (to find the roots under it), and data/ and _index/ of the roots.
+    expect(list.statement.Condition).toEqual({ StringLike: { 's3:prefix': ['datasets/*/data/*', 'datasets/*/_index/*', 'datasets/'] } });
+    // The retry state machine may start the build state machine, nothing else (besides its logs and traces).
+    const retryRole = app.json.Resources[retryId]!.Properties.RoleArn['Fn::GetAtt'][0];
+    const retryGrants = iamStatements(app.json).filter(({ policy }) => app.json.Resources[policy]!.Properties.Roles?.some((r: { Ref: string }) => r.Ref === retryRole));
+    expect(retryGrants.filter(({ statement }) => asArray(statement.Action).some((a: string) => a.startsWith('states:'))).map(({ statement }) => [statement.Action, flat(statement.Resource)])).toEqual([
+      ['states:StartExecution', `<${smId}>`],
+    ]);
   });
 
   it('uses no AWS managed policy on the project roles', () => {
