@@ -5,4 +5,12 @@ import { step, stepSettingsFromEnv } from './shared.js';
 // Lambda reads and writes S3 only: a local path would name this sandbox's own disk.
 const settings = { ...stepSettingsFromEnv(), s3Only: true };
 
-export const handler = step('merge', (event) => mergeAndCommitStep(event, settings));
+export const handler = step('merge', async (event, { metrics }) => {
+  const out = await mergeAndCommitStep(event, settings);
+  if (out.committed) {
+    // The dashboard's "fragments indexed" and "bytes written": the new index files of this commit.
+    metrics.addMetric('FragmentsIndexed', 'Count', out.fragmentsAdded);
+    metrics.addMetric('IndexBytesWritten', 'Bytes', out.indexes.reduce((n, i) => n + i.bytes, 0));
+  }
+  return out;
+});

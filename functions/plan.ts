@@ -5,4 +5,8 @@ import { step, stepSettingsFromEnv } from './shared.js';
 // Lambda reads and writes S3 only: a local path would name this sandbox's own disk.
 const settings = { ...stepSettingsFromEnv(), s3Only: true };
 
-export const handler = step('plan', (event) => planStep(event, settings));
+export const handler = step('plan', async (event, { metrics }) => {
+  const out = await planStep(event, settings);
+  metrics.addMetric('FragmentsRegistered', 'Count', out.fragmentsAdded);
+  return out;
+});

@@ -17,6 +17,7 @@ import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { UsageError } from '../lib/errors.js';
 import { useThroughputGc } from '../lib/runtime.js';
+import { DEFAULT_RETRY_POLICY, MAX_RETRIES, type RetryPolicy } from '../lib/workflow/recovery.js';
 import type { StepSettings } from '../lib/workflow/steps.js';
 import { parseDatasetPrefixes, type DatasetRoot } from '../lib/workflow/trigger.js';
 
@@ -124,12 +125,33 @@ const StepEnvSchema = z.object({
   SKIP_BAD_FRAGMENTS: z.enum(['true', 'false'], { error: (i) => `SKIP_BAD_FRAGMENTS=${JSON.stringify(i.input)}: expected true or false` }).optional(),
 });
 
-const TriggerEnvSchema = z.object({
-  STATE_MACHINE_ARN: z
-    .string({ error: 'STATE_MACHINE_ARN is not set' })
+/** A required state machine ARN variable. */
+function stateMachineArnVar(name: string) {
+  return z
+    .string({ error: `${name} is not set` })
     .trim()
-    .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, 'STATE_MACHINE_ARN is not a state machine ARN (arn:aws:states:<region>:<account>:stateMachine:<name>)'),
+    .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, `${name} is not a state machine ARN (arn:aws:states:<region>:<account>:stateMachine:<name>)`);
+}
+
+const TriggerEnvSchema = z.object({
+  STATE_MACHINE_ARN: stateMachineArnVar('STATE_MACHINE_ARN'),
   DATASET_PREFIXES: z.string().optional(),
+});
+
+const RecoverEnvSchema = z.object({
+  RETRY_STATE_MACHINE_ARN: stateMachineArnVar('RETRY_STATE_MACHINE_ARN'),
+  BUILD_RETRIES: intVar('BUILD_RETRIES', 0, MAX_RETRIES),
+  RETRY_BASE_SECONDS: intVar('RETRY_BASE_SECONDS', 1, 86_400),
+});
+
+const ReconcileEnvSchema = z.object({
+  STATE_MACHINE_ARN: stateMachineArnVar('STATE_MACHINE_ARN'),
+  BUCKET_NAME: z
+    .string({ error: 'BUCKET_NAME is not set' })
+    .trim()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'BUCKET_NAME is not an S3 bucket name'),
+  DATASET_PREFIXES: z.string({ error: 'DATASET_PREFIXES is not set' }).trim().min(1, 'DATASET_PREFIXES is empty: the reconcile needs the dataset roots or patterns to check'),
+  RECONCILE_SETTLE_MINUTES: intVar('RECONCILE_SETTLE_MINUTES', 0, 7 * 24 * 60),
 });
 
 /** Parse env with a one-line UsageError that names the variable. */
@@ -177,4 +199,55 @@ export interface TriggerSettings {
 export function triggerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): TriggerSettings {
   const { STATE_MACHINE_ARN, DATASET_PREFIXES } = parseEnv(TriggerEnvSchema, env);
   return { stateMachineArn: STATE_MACHINE_ARN, datasetRoots: parseDatasetPrefixes(DATASET_PREFIXES) };
+}
+
+export interface RecoverSettings {
+  retryStateMachineArn: string;
+  policy: RetryPolicy;
+}
+
+/**
+ * The recover function's settings: `RETRY_STATE_MACHINE_ARN` (the delayed-start state
+ * machine, required), `BUILD_RETRIES` (retries per failed build, 0–99, default 3) and
+ * `RETRY_BASE_SECONDS` (the first back-off, default 120; each later one is 4× longer, at most
+ * an hour). A bad value fails the cold start.
+ *
+ * @example
+ * recoverSettingsFromEnv({ RETRY_STATE_MACHINE_ARN: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Retry', BUILD_RETRIES: '5' }).policy.maxRetries // 5
+ */
+export function recoverSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): RecoverSettings {
+  const { RETRY_STATE_MACHINE_ARN, BUILD_RETRIES, RETRY_BASE_SECONDS } = parseEnv(RecoverEnvSchema, env);
+  return {
+    retryStateMachineArn: RETRY_STATE_MACHINE_ARN,
+    policy: { ...DEFAULT_RETRY_POLICY, ...(BUILD_RETRIES !== undefined && { maxRetries: BUILD_RETRIES }), ...(RETRY_BASE_SECONDS !== undefined && { baseDelaySeconds: RETRY_BASE_SECONDS }) },
+  };
+}
+
+export interface ReconcileSettings {
+  stateMachineArn: string;
+  bucket: string;
+  datasetRoots: DatasetRoot[];
+  /** Fragments younger than this are left to the build their upload started. */
+  settleMinutes: number;
+}
+
+export const DEFAULT_RECONCILE_SETTLE_MINUTES = 60;
+
+/**
+ * The reconcile function's settings: `STATE_MACHINE_ARN`, `BUCKET_NAME` (the bucket of roots
+ * that name none), `DATASET_PREFIXES` (roots and patterns, as the trigger reads them) and
+ * `RECONCILE_SETTLE_MINUTES` (default 60). A bad value fails the cold start.
+ *
+ * @example
+ * reconcileSettingsFromEnv({ STATE_MACHINE_ARN: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Build', BUCKET_NAME: 'data', DATASET_PREFIXES: 'datasets/*' })
+ * // { stateMachineArn: 'arn:…', bucket: 'data', datasetRoots: [{ prefix: 'datasets', wildcard: true }], settleMinutes: 60 }
+ */
+export function reconcileSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): ReconcileSettings {
+  const { STATE_MACHINE_ARN, BUCKET_NAME, DATASET_PREFIXES, RECONCILE_SETTLE_MINUTES } = parseEnv(ReconcileEnvSchema, env);
+  return {
+    stateMachineArn: STATE_MACHINE_ARN,
+    bucket: BUCKET_NAME,
+    datasetRoots: parseDatasetPrefixes(DATASET_PREFIXES),
+    settleMinutes: RECONCILE_SETTLE_MINUTES ?? DEFAULT_RECONCILE_SETTLE_MINUTES,
+  };
 }

@@ -73,3 +73,11 @@ export class ValueTooLargeError extends ScalarIndexError {}
  * denied, missing bucket, an object that changed while it was being read. Names the object.
  */
 export class StoreError extends ScalarIndexError {}
+
+/**
+ * The object store refused in a way that no retry can fix (access denied, no such bucket, an
+ * archived object, a disabled KMS key): a person has to change something first. A name of
+ * its own, so that the workflow's Retry on `StoreError` does not match it and the build fails
+ * at once, naming the object and the S3 error code.
+ */
+export class StorePermanentError extends StoreError {}

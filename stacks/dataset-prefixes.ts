@@ -1,13 +1,16 @@
 /**
  * Dataset prefixes: which parts of the bucket the stack indexes. Each one becomes S3 event
- * notification filters, IAM resource patterns and the trigger's `DATASET_PREFIXES`, so they
- * are validated once, here, at synth time.
+ * notification filters, IAM resource patterns and the `DATASET_PREFIXES` of the trigger and
+ * the reconcile, so they are validated once, here, at synth time.
  *
- * - `datasets/sales`: exactly one dataset root. Notifications filter on `datasets/sales/data/`.
- * - `datasets/*`: any dataset root under `datasets/`. S3 filters cannot hold a wildcard, so
- *   notifications filter on `datasets/`, and the trigger infers each root from the key (the
- *   part before `data/`) and drops the project's own `_index/` writes.
+ * - `datasets/sales`: exactly one dataset root. Notifications filter on `datasets/sales/data/`,
+ *   so nothing the builds write under `_index/` reaches the queue.
+ * - `datasets/*`: any dataset root `datasets/<name>` (one or more segments). S3 filters cannot
+ *   hold a wildcard, so notifications filter on `datasets/`, and the trigger infers each root
+ *   from the key (the part before `data/`) and drops the project's own `_index/` writes; of
+ *   those, only the `.arrow` index and part files get through the suffix filters.
  */
+import { FRAGMENT_EXTENSIONS } from '../lib/fragments/keys.js';
 
 /** One validated dataset prefix. */
 export interface DatasetPrefix {
@@ -23,8 +26,14 @@ export interface DatasetPrefix {
 
 export const DEFAULT_DATASET_PREFIXES: readonly string[] = ['datasets/*'];
 
-/** Fragment files S3 notifies about; the same list as `FRAGMENT_EXTENSIONS` in lib/fragments/keys.ts (a test pins it). */
-export const FRAGMENT_SUFFIXES: readonly string[] = ['.arrow', '.arrows', '.feather', '.parquet'];
+/**
+ * The suffix filters of the S3 notifications: the last letter of each fragment extension, in
+ * lower and upper case (`w W s S r R t T`). S3 suffix filters are case-sensitive while
+ * fragment detection is not (`.PARQUET`, `.Arrow` are fragments), and every case spelling of
+ * the four extensions would take 352 filters per prefix: these 8 let every spelling through,
+ * plus other keys ending in those letters, which the trigger skips (isFragmentKey).
+ */
+export const FRAGMENT_SUFFIX_FILTERS: readonly string[] = [...new Set(FRAGMENT_EXTENSIONS.flatMap((e) => [e.slice(-1).toLowerCase(), e.slice(-1).toUpperCase()]))];
 
 // Characters S3 calls safe, plus `=` and `+` (Hive-style partition names). IAM wildcards
 // (`*`, `?`), policy variables (`$`) and the `DATASET_PREFIXES` separator (`,`) are excluded.
@@ -84,16 +93,14 @@ export function parseDatasetPrefixes(values: readonly string[]): DatasetPrefix[]
 }
 
 /**
- * The trigger's `DATASET_PREFIXES`: the roots when all are literal, or empty (infer the root
- * from the key) when any is a wildcard. S3 only delivers keys under the configured
- * notification prefixes, so inference never sees a key outside them.
+ * `DATASET_PREFIXES` for the trigger and the reconcile: every prefix as configured, literal
+ * roots and patterns alike (lib/workflow/trigger.ts parses them).
  *
  * @example
- * triggerDatasetPrefixes(parseDatasetPrefixes(['datasets/sales', 'datasets/web'])) // 'datasets/sales,datasets/web'
- * triggerDatasetPrefixes(parseDatasetPrefixes(['datasets/*'])) // ''
+ * lambdaDatasetPrefixes(parseDatasetPrefixes(['datasets/sales', 'logs/*'])) // 'datasets/sales,logs/*'
  */
-export function triggerDatasetPrefixes(prefixes: readonly DatasetPrefix[]): string {
-  return prefixes.some((p) => p.wildcard) ? '' : prefixes.map((p) => p.root).join(',');
+export function lambdaDatasetPrefixes(prefixes: readonly DatasetPrefix[]): string {
+  return prefixes.map((p) => p.pattern).join(',');
 }
 
 /**

@@ -2,14 +2,21 @@
  * The serverless deployment: new fragments in S3 → SQS → trigger Lambda → a Standard Step
  * Functions execution of `lib/workflow/state-machine.asl.json` (the same file the local engine
  * runs) → plan / build-part (Distributed Map) / merge Lambdas, which read `<root>/data/` and
- * write `<root>/_index/` of the data bucket. A vacuum Lambda, run daily by one EventBridge rule
- * per literal dataset root, deletes what no retained index version references.
+ * write `<root>/_index/` of the data bucket.
+ *
+ * Around it: a failed automatic build is started again under a new name after a back-off
+ * (EventBridge → recover Lambda → a small delayed-start state machine), a periodic reconcile
+ * starts a build for any dataset with fragments no build took care of, alarms watch failed
+ * builds, the dead-letter queue and exhausted retries, and a dashboard shows the builds. A
+ * vacuum Lambda, run daily by one EventBridge rule per literal dataset root, deletes what no
+ * retained index version references.
  */
 import * as path from 'node:path';
 import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -17,9 +24,11 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct, IConstruct } from 'constructs';
-import { exampleDatasetRoot, FRAGMENT_SUFFIXES, parseDatasetPrefixes, triggerDatasetPrefixes, type DatasetPrefix } from './dataset-prefixes.js';
+import { exampleDatasetRoot, FRAGMENT_SUFFIX_FILTERS, lambdaDatasetPrefixes, parseDatasetPrefixes, type DatasetPrefix } from './dataset-prefixes.js';
 import { NATIVE_MODULES, PROJECT_ROOT, scalarIndexFunction } from './lambda-function.js';
+import { Monitoring } from './monitoring.js';
 import { resolveSettings, type ResolvedSettings, type ScalarIndexSettings } from './settings.js';
 import { acknowledgeFindings, nagResource } from './nag.js';
 
@@ -32,21 +41,29 @@ export const SERVICE_NAME = 'scalar-index';
 export const METRICS_NAMESPACE = 'ScalarIndex';
 
 /**
- * Packages installed beside each function's bundle. The workflow steps load roaring (bitmap
- * indexes), parquet-wasm (Parquet fragments) and the native CRC32C (they checksum every index
- * file they write and read). The trigger only routes keys (lib/fragments/keys.ts) and needs
- * none; test/stacks/bundle.test.ts runs its bundle.
+ * Packages installed beside each function's bundle. The workflow steps load parquet-wasm
+ * (Parquet fragments) and the native CRC32C (they checksum every index file they write and
+ * read). Bitmaps travel serialized through plan, build-part and merge, so roaring is not
+ * shipped (lib/format/roaring.ts). The trigger only routes keys (lib/fragments/keys.ts) and
+ * needs none; test/stacks/bundle.test.ts runs every bundle under Node 22.
  */
 export const FUNCTION_NODE_MODULES = {
-  plan: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm, NATIVE_MODULES.crc32],
-  buildPart: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm, NATIVE_MODULES.crc32],
-  merge: [NATIVE_MODULES.roaring, NATIVE_MODULES.parquetWasm, NATIVE_MODULES.crc32],
+  plan: [NATIVE_MODULES.parquetWasm, NATIVE_MODULES.crc32],
+  buildPart: [NATIVE_MODULES.parquetWasm, NATIVE_MODULES.crc32],
+  // Merge reads part and index files (Arrow IPC), never a fragment: no parquet-wasm.
+  merge: [NATIVE_MODULES.crc32],
   trigger: [],
   // Lists, reads manifests (zod, a CRC32C of a few kB: the JavaScript one) and deletes.
   vacuum: [],
+  // Decides and starts executions; no S3.
+  recover: [],
+  // Lists and reads manifests, like vacuum.
+  reconcile: [],
 } as const satisfies Record<string, readonly string[]>;
 
 const TRIGGER_TIMEOUT = Duration.seconds(60);
+/** The reconcile leaves fragments younger than this (or its interval, if longer) to the build their upload started. */
+export const RECONCILE_MIN_SETTLE_MINUTES = 60;
 /** How often each literal dataset root is vacuumed. */
 export const VACUUM_SCHEDULE = events.Schedule.rate(Duration.days(1));
 /** Vacuum's age threshold (`VACUUM_OLDER_THAN`): nothing younger is deleted, so builds in flight are safe. */
@@ -58,13 +75,17 @@ const MAX_RECEIVE_COUNT = 5;
 interface DatasetAccess {
   /** `s3:GetObject` on `<root>/data/*`. */
   readonly readData: boolean;
-  /** `s3:GetObject` on `<root>/_index/*`. */
-  readonly readIndex: boolean;
+  /** `s3:GetObject` (and listing) under `<root>/<readIndex>`: `_index/*`, or `_index/builds/*` for build-part. */
+  readonly readIndex: string;
   /** `s3:PutObject` + `s3:AbortMultipartUpload` under `<root>/<writeIndex>` (e.g. `_index/*`). */
   readonly writeIndex?: string;
   /** `s3:DeleteObject` on `<root>/_index/*`. */
   readonly deleteIndex: boolean;
 }
+
+/** What S3 asks of a bucket's KMS key, per use (SSE-KMS). */
+const KMS_READ = ['kms:Decrypt'];
+const KMS_WRITE = ['kms:Decrypt', 'kms:GenerateDataKey'];
 
 export class ScalarIndexStack extends Stack {
   readonly settings: ResolvedSettings;
@@ -73,9 +94,26 @@ export class ScalarIndexStack extends Stack {
   readonly stateMachine: sfn.StateMachine;
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
-  readonly functions: { plan: NodejsFunction; buildPart: NodejsFunction; merge: NodejsFunction; trigger: NodejsFunction; vacuum: NodejsFunction };
+  readonly functions: {
+    plan: NodejsFunction;
+    buildPart: NodejsFunction;
+    merge: NodejsFunction;
+    trigger: NodejsFunction;
+    vacuum: NodejsFunction;
+    recover: NodejsFunction;
+    reconcile?: NodejsFunction;
+  };
   /** One daily rule per literal dataset root (none for wildcard prefixes), keyed by root. */
   readonly vacuumSchedules: ReadonlyMap<string, events.Rule>;
+  /** Waits, then starts the build again under its retry name (started by the recover function). */
+  readonly retryStateMachine: sfn.StateMachine;
+  /** Failed, timed-out and aborted builds → the recover function. */
+  readonly buildFailedRule: events.Rule;
+  /** The reconcile's schedule, unless `reconcileIntervalMinutes` is 0. */
+  readonly reconcileSchedule?: events.Rule;
+  readonly monitoring: Monitoring;
+  /** The existing bucket's SSE-KMS key (`bucketKmsKeyArn`), if any. */
+  readonly bucketKey?: kms.IKey;
 
   constructor(scope: Construct, id: string, props: ScalarIndexStackProps = {}) {
     super(scope, id, { description: 'serverless-scalar-index: zone-map and bitmap indexes over columnar fragments in S3', ...props });
@@ -83,6 +121,7 @@ export class ScalarIndexStack extends Stack {
     const prefixes = (this.datasetPrefixes = parseDatasetPrefixes(settings.datasetPrefixes));
 
     this.bucket = settings.bucketName ? s3.Bucket.fromBucketName(this, 'DataBucket', settings.bucketName) : this.createDataBucket();
+    if (settings.bucketKmsKeyArn) this.bucketKey = kms.Key.fromKeyArn(this, 'DataBucketKey', settings.bucketKmsKeyArn);
 
     // --- The three workflow functions -------------------------------------------------------
     const common = { POWERTOOLS_SERVICE_NAME: SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE };
@@ -118,12 +157,12 @@ export class ScalarIndexStack extends Stack {
     });
 
     // Least privilege per step (see lib/workflow): plan registers fragments and writes the
-    // manifest and the build's plan; build-part writes only its build's part files; merge reads
-    // parts and existing indexes, writes new index files and the manifest, and deletes the
-    // build's leftovers. Only plan and build-part read fragments.
-    this.grantDatasetAccess(plan, { readData: true, readIndex: true, writeIndex: '_index/*', deleteIndex: false });
-    this.grantDatasetAccess(buildPart, { readData: true, readIndex: true, writeIndex: '_index/builds/*', deleteIndex: false });
-    this.grantDatasetAccess(merge, { readData: false, readIndex: true, writeIndex: '_index/*', deleteIndex: true });
+    // manifest and the build's plan; build-part reads its build's plan and writes only its
+    // build's part files; merge reads parts and existing indexes, writes new index files and
+    // the manifest, and deletes the build's leftovers. Only plan and build-part read fragments.
+    this.grantDatasetAccess(plan, { readData: true, readIndex: '_index/*', writeIndex: '_index/*', deleteIndex: false });
+    this.grantDatasetAccess(buildPart, { readData: true, readIndex: '_index/builds/*', writeIndex: '_index/builds/*', deleteIndex: false });
+    this.grantDatasetAccess(merge, { readData: false, readIndex: '_index/*', writeIndex: '_index/*', deleteIndex: true });
 
     // --- The state machine -------------------------------------------------------------------
     // A fixed name lets the role's Distributed Map permissions (start/describe/stop its own
@@ -167,7 +206,7 @@ export class ScalarIndexStack extends Stack {
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVE_COUNT },
     });
     for (const prefix of prefixes) {
-      for (const suffix of FRAGMENT_SUFFIXES) {
+      for (const suffix of FRAGMENT_SUFFIX_FILTERS) {
         this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new SqsDestination(this.queue), { prefix: prefix.notificationPrefix, suffix });
       }
     }
@@ -181,13 +220,13 @@ export class ScalarIndexStack extends Stack {
       environment: {
         ...common,
         STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
-        DATASET_PREFIXES: triggerDatasetPrefixes(prefixes),
+        DATASET_PREFIXES: lambdaDatasetPrefixes(prefixes),
       },
     });
     this.stateMachine.grantStartExecution(trigger);
     trigger.addEventSource(
       new SqsEventSource(this.queue, {
-        batchSize: 100,
+        batchSize: settings.batchSize,
         maxBatchingWindow: Duration.seconds(settings.batchingWindowSeconds),
         reportBatchItemFailures: true,
         // A few concurrent triggers are plenty: execution names dedupe repeated events anyway.
@@ -197,10 +236,167 @@ export class ScalarIndexStack extends Stack {
 
     const { fn: vacuum, schedules } = this.createVacuum(prefixes, common);
     this.vacuumSchedules = schedules;
-    this.functions = { plan, buildPart, merge, trigger, vacuum };
+
+    // --- Recovery: retries of failed automatic builds, and the reconcile ----------------------
+    const recovery = this.createRecovery(settings, common);
+    this.retryStateMachine = recovery.retryStateMachine;
+    this.buildFailedRule = recovery.rule;
+    this.reconcileSchedule = recovery.reconcileSchedule;
+    this.functions = { plan, buildPart, merge, trigger, vacuum, recover: recovery.recover, ...(recovery.reconcile && { reconcile: recovery.reconcile }) };
+
+    // --- Alarms and dashboard -----------------------------------------------------------------
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      stateMachine: this.stateMachine,
+      queue: this.queue,
+      deadLetterQueue: this.deadLetterQueue,
+      recoveryFunctions: [recovery.recover, ...(recovery.reconcile ? [recovery.reconcile] : [])],
+      namespace: METRICS_NAMESPACE,
+      service: SERVICE_NAME,
+      alarmEmail: settings.alarmEmail,
+    });
+
+    // SSE-KMS of an existing bucket: whoever reads or writes objects needs the key, and the
+    // state machine reads the Distributed Map's item list.
+    if (this.bucketKey) {
+      for (const fn of [plan, buildPart, merge]) this.grantBucketKey(fn, KMS_WRITE);
+      for (const fn of [vacuum, ...(recovery.reconcile ? [recovery.reconcile] : [])]) this.grantBucketKey(fn, KMS_READ);
+      this.grantBucketKey(this.stateMachine, KMS_READ);
+    }
 
     this.addOutputs(prefixes);
     this.acknowledgeNagFindings();
+  }
+
+  /**
+   * Recovery of failed automatic builds (lib/workflow/recovery.ts) and the periodic reconcile
+   * (lib/workflow/reconcile.ts), outside the build definition so that it stays the shared file.
+   *
+   * - EventBridge sends every FAILED, TIMED_OUT or ABORTED execution of the build state machine
+   *   to the recover function, which decides (automatic builds only, `buildRetries` at most) and
+   *   starts the retry state machine: a Wait for the back-off, then StartExecution of the build
+   *   under `<name>-r<n>`. The wait costs nothing while it runs; an execution name per retry
+   *   makes every step idempotent.
+   * - Every `reconcileIntervalMinutes`, the reconcile function checks each dataset (patterns
+   *   expanded) and starts a build where fragments are unregistered or not covered.
+   */
+  private createRecovery(
+    settings: ResolvedSettings,
+    common: Record<string, string>,
+  ): { retryStateMachine: sfn.StateMachine; recover: NodejsFunction; rule: events.Rule; reconcile?: NodejsFunction; reconcileSchedule?: events.Rule } {
+    const retryStateMachineName = `${this.stackName}-RetryBuild`.slice(0, 80);
+    const backoff = new sfn.Wait(this, 'RetryBackoff', { comment: 'The back-off the recover function chose', time: sfn.WaitTime.secondsPath('$.waitSeconds') });
+    const start = new tasks.StepFunctionsStartExecution(this, 'StartRetry', {
+      comment: 'The failed build again, under its retry name, with input {"dataset"} as the trigger gives it',
+      stateMachine: this.stateMachine,
+      name: sfn.JsonPath.stringAt('$.name'),
+      input: sfn.TaskInput.fromObject({ dataset: sfn.JsonPath.stringAt('$.dataset') }),
+      integrationPattern: sfn.IntegrationPattern.REQUEST_RESPONSE,
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    start.addRetry({
+      errors: ['StepFunctions.ExecutionLimitExceededException', 'StepFunctions.SdkClientException', 'StepFunctions.AWSStepFunctionsException'],
+      interval: Duration.seconds(10),
+      maxAttempts: 6,
+      backoffRate: 2,
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    // A repeated start of the same retry (a redelivered event) finds its name taken: done.
+    start.addCatch(new sfn.Succeed(this, 'RetryAlreadyStarted'), { errors: ['StepFunctions.ExecutionAlreadyExistsException'] });
+    const retryLogs = new logs.LogGroup(this, 'RetryBuildLogs', {
+      logGroupName: `/aws/vendedlogs/states/${retryStateMachineName}`,
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const retryStateMachine = new sfn.StateMachine(this, 'RetryBuild', {
+      stateMachineName: retryStateMachineName,
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      comment: 'scalar-index: wait out the back-off, then start a failed automatic build again under its retry name',
+      definitionBody: sfn.DefinitionBody.fromChainable(backoff.next(start)),
+      tracingEnabled: true,
+      logs: { destination: retryLogs, level: sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+
+    const recover = scalarIndexFunction(this, 'Recover', {
+      entry: 'recover',
+      description: 'scalar-index Recover: schedule a retry of a failed automatic build under a new execution name',
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      nodeModules: FUNCTION_NODE_MODULES.recover,
+      environment: {
+        ...common,
+        RETRY_STATE_MACHINE_ARN: retryStateMachine.stateMachineArn,
+        BUILD_RETRIES: String(settings.buildRetries),
+      },
+    });
+    retryStateMachine.grantStartExecution(recover);
+    const rule = new events.Rule(this, 'BuildFailedRule', {
+      description: 'scalar-index: failed, timed-out or aborted builds, for the recover function to retry',
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: { stateMachineArn: [this.stateMachine.stateMachineArn], status: ['FAILED', 'TIMED_OUT', 'ABORTED'] },
+      },
+      targets: [new targets.LambdaFunction(recover, { retryAttempts: 8, maxEventAge: Duration.hours(12) })],
+    });
+
+    if (settings.reconcileIntervalMinutes === 0) return { retryStateMachine, recover, rule };
+    const reconcile = scalarIndexFunction(this, 'Reconcile', {
+      entry: 'reconcile',
+      description: 'scalar-index Reconcile: start a build for every dataset with unregistered or uncovered fragments',
+      memorySize: 512,
+      timeout: Duration.minutes(10),
+      nodeModules: FUNCTION_NODE_MODULES.reconcile,
+      environment: {
+        ...common,
+        STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
+        BUCKET_NAME: this.bucket.bucketName,
+        DATASET_PREFIXES: lambdaDatasetPrefixes(this.datasetPrefixes),
+        // A fragment younger than this belongs to the build its upload started.
+        RECONCILE_SETTLE_MINUTES: String(Math.max(RECONCILE_MIN_SETTLE_MINUTES, settings.reconcileIntervalMinutes)),
+      },
+    });
+    this.stateMachine.grantStartExecution(reconcile);
+    this.grantReconcileAccess(reconcile);
+    const reconcileSchedule = new events.Rule(this, 'ReconcileSchedule', {
+      description: `scalar-index: every ${settings.reconcileIntervalMinutes} minutes, start a build for each dataset with fragments no build took care of`,
+      schedule: events.Schedule.rate(Duration.minutes(settings.reconcileIntervalMinutes)),
+      // The whole scheduled event: its `time` names the builds, so a redelivery starts none.
+      targets: [new targets.LambdaFunction(reconcile, { retryAttempts: 2, maxEventAge: Duration.minutes(settings.reconcileIntervalMinutes) })],
+    });
+    return { retryStateMachine, recover, rule, reconcile, reconcileSchedule };
+  }
+
+  /**
+   * The reconcile's S3 access: list `<root>/data/` and `<root>/_index/`, read the manifests
+   * (`_index/versions/*`) and nothing else. A pattern (`datasets/*`) also lists its base
+   * (`datasets/`, that exact prefix), to find the roots under it.
+   */
+  private grantReconcileAccess(fn: NodejsFunction): void {
+    const objects = (suffix: string) => this.datasetPrefixes.map((p) => this.bucket.arnForObjects(`${p.root}/${suffix}`));
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: objects('_index/versions/*') }));
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [this.bucket.bucketArn],
+        conditions: {
+          StringLike: {
+            's3:prefix': this.datasetPrefixes.flatMap((p) => [`${p.root}/data/*`, `${p.root}/_index/*`, ...(p.wildcard ? [p.notificationPrefix] : [])]),
+          },
+        },
+      }),
+    );
+    this.acknowledgeObjectWildcards(fn.role!, ['_index/versions/*']);
+  }
+
+  /** The existing bucket's KMS key, for S3's use on this principal's behalf only. */
+  private grantBucketKey(grantee: iam.IGrantable, actions: readonly string[]): void {
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: [...actions],
+        resources: [this.bucketKey!.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${this.region}.amazonaws.com` } },
+      }),
+    );
   }
 
   /**
@@ -300,16 +496,16 @@ export class ScalarIndexStack extends Stack {
   private grantDatasetAccess(fn: NodejsFunction, access: DatasetAccess): void {
     const objects = (suffix: string) => this.datasetPrefixes.map((p) => this.bucket.arnForObjects(`${p.root}/${suffix}`));
     const statements: iam.PolicyStatement[] = [];
-    const readable = [...(access.readData ? objects('data/*') : []), ...(access.readIndex ? objects('_index/*') : [])];
-    if (readable.length > 0) statements.push(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: readable }));
+    const readable = [...(access.readData ? objects('data/*') : []), ...objects(access.readIndex)];
+    statements.push(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: readable }));
     if (access.writeIndex) {
       statements.push(new iam.PolicyStatement({ actions: ['s3:PutObject', 's3:AbortMultipartUpload'], resources: objects(access.writeIndex) }));
     }
     if (access.deleteIndex) statements.push(new iam.PolicyStatement({ actions: ['s3:DeleteObject'], resources: objects('_index/*') }));
-    const patterns = new Set([...(access.readData ? ['data/*'] : []), '_index/*', ...(access.writeIndex ? [access.writeIndex] : [])]);
+    const patterns = new Set([...(access.readData ? ['data/*'] : []), access.readIndex, ...(access.writeIndex ? [access.writeIndex] : []), ...(access.deleteIndex ? ['_index/*'] : [])]);
     this.acknowledgeObjectWildcards(fn.role!, [...patterns]);
-    // Listing: fragment discovery (`<root>/data/`) and index versions and builds (`<root>/_index/`).
-    const listPrefixes = this.datasetPrefixes.flatMap((p) => [...(access.readData ? [`${p.root}/data/*`] : []), `${p.root}/_index/*`]);
+    // Listing: fragment discovery (`<root>/data/`) and what it reads under `<root>/_index/`.
+    const listPrefixes = this.datasetPrefixes.flatMap((p) => [...(access.readData ? [`${p.root}/data/*`] : []), `${p.root}/${access.readIndex}`]);
     statements.push(
       new iam.PolicyStatement({
         actions: ['s3:ListBucket'],
@@ -339,8 +535,8 @@ export class ScalarIndexStack extends Stack {
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['states:DescribeExecution', 'states:StopExecution'],
-        // Child executions are `execution:<name>/<map run label>:<id>`; `:*` covers the parent's own.
-        resources: [arn('execution', `${stateMachineName}/*`), arn('execution', `${stateMachineName}:*`)],
+        // Child executions are `execution:<name>/<map run label>:<id>`: only those.
+        resources: [arn('execution', `${stateMachineName}/*`)],
       }),
     );
     role.addToPrincipalPolicy(
@@ -349,9 +545,7 @@ export class ScalarIndexStack extends Stack {
     this.acknowledgeObjectWildcards(this.stateMachine, ['_index/builds/*']);
     acknowledgeFindings(this.stateMachine, {
       [`AwsSolutions-IAM5[Resource::${nagResource(this, arn('execution', `${stateMachineName}/*`))}]`]:
-        'Distributed Map child executions get generated names (execution:<state machine>/<map run label>:<id>); the wildcard covers only executions of this state machine.',
-      [`AwsSolutions-IAM5[Resource::${nagResource(this, arn('execution', `${stateMachineName}:*`))}]`]:
-        "Describe/stop of this state machine's own executions, whose names are generated per build; no other state machine is covered.",
+        'Distributed Map child executions get generated names (execution:<state machine>/<map run label>:<id>); the wildcard covers only the child executions of this state machine.',
     });
   }
 
@@ -373,6 +567,9 @@ export class ScalarIndexStack extends Stack {
     new CfnOutput(this, 'StateMachineArn', { value: this.stateMachine.stateMachineArn, description: 'The build workflow' });
     new CfnOutput(this, 'QueueUrl', { value: this.queue.queueUrl, description: 'S3 fragment events waiting for the trigger' });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.deadLetterQueue.queueUrl, description: 'Fragment events the trigger failed on repeatedly' });
+    new CfnOutput(this, 'RetryStateMachineArn', { value: this.retryStateMachine.stateMachineArn, description: 'Delayed restarts of failed automatic builds' });
+    new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName, description: 'CloudWatch dashboard: builds, failures, duration, fragments indexed, bytes written' });
+    if (this.monitoring.topic) new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn, description: 'Alarm notifications (confirm the email subscription)' });
     const input = JSON.stringify({ dataset: `s3://BUCKET/${exampleDatasetRoot(prefixes[0]!)}`, indexes: [{ column: 'region', type: 'bitmap' }] });
     new CfnOutput(this, 'StartExecutionExample', {
       description: 'Build or update indexes by hand (edit the dataset and indexes)',
@@ -391,6 +588,10 @@ export class ScalarIndexStack extends Stack {
         `Added by grantInvoke: the qualified ARNs (versions and aliases) of the ${fn.node.id} function only, so the workflow may invoke a published version.`;
     }
     acknowledgeFindings(this.stateMachine, reasons);
+    acknowledgeFindings(this.retryStateMachine, {
+      'AwsSolutions-IAM5[Resource::*]':
+        'Added by CDK for state machine tracing and logging: X-Ray (PutTraceSegments, PutTelemetryRecords, GetSampling*) and CloudWatch Logs vended log delivery (*LogDelivery, DescribeLogGroups, *ResourcePolicies) do not support resource-level permissions.',
+    });
 
     // CDK's singleton that writes the bucket's notification configuration at deploy time.
     for (const child of this.node.children) {

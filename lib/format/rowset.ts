@@ -8,12 +8,12 @@
  * `byte_len == 0` means "every row of the fragment"; it is accepted when reading (Lance writes
  * it) and never written here.
  */
-import roaring from 'roaring';
 import { IndexFileError } from '../errors.js';
+import { RoaringBitmap32, type Bitmap } from './roaring.js';
 
-const { RoaringBitmap32 } = roaring;
-export type Bitmap = InstanceType<typeof RoaringBitmap32>;
-export { RoaringBitmap32 };
+// Only the decoding and encoding of whole row sets (the query side) touch roaring, which is
+// loaded on first use (roaring.ts): the entry helpers below are what the build steps use.
+export { RoaringBitmap32, type Bitmap };
 
 /** Row offsets per fragment id. */
 export type RowSet = Map<number, Bitmap>;

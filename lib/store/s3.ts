@@ -22,7 +22,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { AlreadyExistsError, NotFoundError, ScalarIndexError, StoreError } from '../errors.js';
+import { AlreadyExistsError, NotFoundError, ScalarIndexError, StoreError, StorePermanentError } from '../errors.js';
 import type { S3Location } from './s3-uri.js';
 import { checkKey, type ObjectInfo, type ObjectStore, type ObjectWriter, type WriteOptions } from './store.js';
 
@@ -306,10 +306,11 @@ export class S3Store implements ObjectStore {
       // flight. Callers treat both as "taken" and re-read, which is correct either way.
       return new AlreadyExistsError(where);
     }
-    if (isNoSuchBucket(err)) return new StoreError(`bucket '${this.bucket}' does not exist (while ${doing} ${where})`, { cause: err });
+    if (isNoSuchBucket(err)) return new StorePermanentError(`bucket '${this.bucket}' does not exist (while ${doing} ${where})`, { cause: err });
     if (status === 404) return new NotFoundError(where);
     const code = (err as { name?: string; Code?: string })?.name ?? 'Error';
     const detail = err instanceof S3ServiceException ? `${code} (HTTP ${status})${err.message && err.message !== code ? `: ${err.message}` : ''}` : describeNetworkError(err, this.endpoint);
+    if (err instanceof S3ServiceException && isPermanent(code, status)) return new StorePermanentError(`S3 refused ${doing} ${where}: ${detail}`, { cause: err });
     return new StoreError(`S3 error while ${doing} ${where}: ${detail}`, { cause: err });
   }
 }
@@ -334,6 +335,40 @@ function checkPrefix(prefix: string): void {
 
 function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+/**
+ * S3 error codes no retry can fix. KMS errors reach S3 callers as `KMS.*` codes (a disabled
+ * or deleted key, a key policy that refuses the role).
+ */
+const PERMANENT_CODES = new Set([
+  'AccessDenied',
+  'AllAccessDisabled',
+  'AccountProblem',
+  'InvalidAccessKeyId',
+  'InvalidBucketName',
+  'InvalidObjectState',
+  'NoSuchBucket',
+  'SignatureDoesNotMatch',
+  'KMS.DisabledException',
+  'KMS.KMSInvalidStateException',
+  'KMS.NotFoundException',
+  'KMS.AccessDeniedException',
+]);
+/** 403s that a retry can cure: a clock or a credential that the SDK refreshes. */
+const TRANSIENT_403_CODES = new Set(['RequestTimeTooSkewed', 'ExpiredToken', 'RequestExpired', 'TokenRefreshRequired', 'SlowDown']);
+
+/**
+ * Whether an S3 error is permanent: a known code, or any other 403 but the few that come from
+ * clocks and expiring credentials.
+ *
+ * @example
+ * isPermanent('AccessDenied', 403) // true
+ * isPermanent('SlowDown', 503) // false
+ */
+export function isPermanent(code: string, status: number | undefined): boolean {
+  if (PERMANENT_CODES.has(code)) return true;
+  return status === 403 && !TRANSIENT_403_CODES.has(code);
 }
 
 function isNoSuchBucket(err: unknown): boolean {

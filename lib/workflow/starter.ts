@@ -3,7 +3,8 @@
  * the Step Functions SDK.
  *
  * - Each build is started as `{ name, input: {"dataset": …} }` (contract.md: the S3-event path
- *   passes only the dataset, so every index defined on it is updated).
+ *   passes only the dataset, so every index defined on it is updated); the recovery starts its
+ *   delayed-start state machine with an input of its own.
  * - `ExecutionAlreadyExists` means these events were already handled (a redelivery or a replay
  *   reusing the deterministic name): that is success, not an error.
  * - Any other failure is reported per build rather than thrown, after the SDK's own retries of
@@ -14,10 +15,12 @@ import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-s
 
 /** What a build needs to be started: from `planTriggeredBuilds` (trigger.ts) or by hand. */
 export interface BuildStart {
-  /** The dataset URI, the whole state machine input. */
+  /** The dataset URI: the whole state machine input unless `input` is given. */
   dataset: string;
   /** The execution name (idempotency key). */
   name: string;
+  /** The execution input, when it is more than `{"dataset"}` (the recovery's delayed start). */
+  input?: Record<string, unknown>;
 }
 
 export type StartOutcome =
@@ -74,7 +77,8 @@ export async function startBuilds<B extends BuildStart>(
 
 async function startOne(client: SFNClient, stateMachineArn: string, build: BuildStart): Promise<StartOutcome> {
   try {
-    const res = await client.send(new StartExecutionCommand({ stateMachineArn, name: build.name, input: JSON.stringify({ dataset: build.dataset }) }));
+    const input = JSON.stringify(build.input ?? { dataset: build.dataset });
+    const res = await client.send(new StartExecutionCommand({ stateMachineArn, name: build.name, input }));
     return { status: 'started', executionArn: res.executionArn ?? '' };
   } catch (err) {
     if (err instanceof ExecutionAlreadyExists || (err as { name?: unknown })?.name === 'ExecutionAlreadyExists') return { status: 'already-started' };

@@ -26,12 +26,17 @@ export interface QueueMessage {
   body: string;
 }
 
-/** A configured dataset root: a key prefix, optionally limited to one bucket. */
+/** A configured dataset root, or a pattern of roots, optionally limited to one bucket. */
 export interface DatasetRoot {
   /** Only events from this bucket match; any bucket when absent. */
   bucket?: string;
-  /** Key prefix of the dataset root, without leading or trailing `/`; `''` is the bucket root. */
+  /**
+   * Key prefix of the dataset root, without leading or trailing `/`; `''` is the bucket root.
+   * For a wildcard, the base the roots sit under.
+   */
   prefix: string;
+  /** `<prefix>/*`: any root `<prefix>/<one or more segments>`, the segments before a `data/` one. */
+  wildcard?: boolean;
 }
 
 /** A fragment whose creation asked for a build. */
@@ -78,16 +83,20 @@ export interface TriggerPlan {
 /** Step Functions execution names: at most 80 characters. */
 export const EXECUTION_NAME_MAX = 80;
 const HASH_CHARS = 32; // 128 bits of SHA-256, hex
-const SLUG_MAX = EXECUTION_NAME_MAX - HASH_CHARS - 1;
+/** Room left at the end of a name for the `-r<n>` of an automatic retry (recovery.ts), n ≤ 99. */
+export const RETRY_SUFFIX_ROOM = 4;
+const SLUG_MAX = EXECUTION_NAME_MAX - HASH_CHARS - 1 - RETRY_SUFFIX_ROOM;
 
 /**
  * Parse the `DATASET_PREFIXES` setting: comma-separated dataset roots, each a key prefix
- * (`datasets/sales`, any bucket) or an S3 URI (`s3://bucket/datasets/sales`, that bucket only;
- * `s3://bucket` for a dataset at the bucket root). Empty or absent means "infer the root".
+ * (`datasets/sales`, any bucket), a pattern (`datasets/*`: every root under `datasets/`), or
+ * either as an S3 URI (`s3://bucket/datasets/sales`, `s3://bucket/datasets/*`: that bucket
+ * only; `s3://bucket` for a dataset at the bucket root). Empty or absent means "infer the root".
  *
  * @throws UsageError naming DATASET_PREFIXES and the bad entry.
  * @example
- * parseDatasetPrefixes('datasets/sales, s3://logs/web/') // [{ prefix: 'datasets/sales' }, { bucket: 'logs', prefix: 'web' }]
+ * parseDatasetPrefixes('datasets/sales, s3://logs/web/, logs/*')
+ * // [{ prefix: 'datasets/sales' }, { bucket: 'logs', prefix: 'web' }, { prefix: 'logs', wildcard: true }]
  * parseDatasetPrefixes(undefined) // [] (infer)
  */
 export function parseDatasetPrefixes(value: string | undefined): DatasetRoot[] {
@@ -97,15 +106,16 @@ export function parseDatasetPrefixes(value: string | undefined): DatasetRoot[] {
     if (!entry) continue;
     try {
       const uri = /^s3:\/\/([^/]*)(?:\/(.*))?$/i.exec(entry);
-      if (uri) {
-        const bucket = checkBucketName(uri[1]!);
-        const prefix = (uri[2] ?? '').replace(/\/+$/, '');
-        roots.push({ bucket, prefix: prefix && checkKey(prefix) });
-      } else {
-        const prefix = entry.replace(/^\/+|\/+$/g, '');
-        if (!prefix) throw new InvalidPathError('a bare "/" is not a dataset root (write s3://bucket for a bucket root)');
-        roots.push({ prefix: checkKey(prefix) });
+      const bucket = uri ? checkBucketName(uri[1]!) : undefined;
+      let prefix = uri ? (uri[2] ?? '').replace(/\/+$/, '') : entry.replace(/^\/+|\/+$/g, '');
+      if (!uri && !prefix) throw new InvalidPathError('a bare "/" is not a dataset root (write s3://bucket for a bucket root)');
+      const wildcard = prefix === '*' || prefix.endsWith('/*');
+      if (wildcard) {
+        prefix = prefix.slice(0, -2);
+        if (!prefix) throw new InvalidPathError('a pattern needs a base before "*", e.g. datasets/*');
       }
+      if (prefix.includes('*')) throw new InvalidPathError('"*" is only allowed as the whole last segment, e.g. datasets/*');
+      roots.push({ ...(bucket !== undefined && { bucket }), prefix: prefix && checkKey(prefix), ...(wildcard && { wildcard }) });
     } catch (err) {
       throw new UsageError(`invalid DATASET_PREFIXES entry ${JSON.stringify(entry)}: ${(err as Error).message}`);
     }
@@ -126,37 +136,63 @@ export function decodeEventKey(raw: string): string {
 }
 
 /**
- * The dataset root a decoded key belongs to: the longest configured root whose `data/` holds
- * the key, or, with no roots configured, the key part before its first `data/` segment.
+ * The dataset root a decoded key belongs to: the longest root, among those configured, whose
+ * `data/` holds the key. A wildcard `<base>/*` matches a root `<base>/<name>` (one or more
+ * segments, those before the key's first `data` segment after the base), never `<base>`
+ * itself. With no roots configured, the root is the key part before its first `data/` segment.
  * Returns the reason instead when there is none.
  *
  * @example
  * datasetRootOf('bucket', 'datasets/sales/data/a.arrow', []) // { root: 'datasets/sales' }
+ * datasetRootOf('bucket', 'datasets/sales/data/a.arrow', [{ prefix: 'datasets', wildcard: true }]) // { root: 'datasets/sales' }
+ * datasetRootOf('bucket', 'datasets/data/a.arrow', [{ prefix: 'datasets', wildcard: true }]) // { reason: '… needs a name after datasets/ …' }
  * datasetRootOf('bucket', 'datasets/sales/_index/m.json', []) // { reason: 'not under a data/ directory' }
  */
 export function datasetRootOf(bucket: string, key: string, roots: readonly DatasetRoot[]): { root: string } | { reason: string } {
   if (roots.length > 0) {
     let best: string | undefined;
+    let why = 'not under <root>/data/ of any dataset in DATASET_PREFIXES';
     for (const r of roots) {
       if (r.bucket !== undefined && r.bucket !== bucket) continue;
+      if (r.wildcard) {
+        const found = inferRoot(key, r.prefix);
+        if ('reason' in found) {
+          if (key.startsWith(`${r.prefix}/`)) why = found.reason;
+          continue;
+        }
+        if (best === undefined || found.root.length > best.length) best = found.root;
+        continue;
+      }
       const dataDir = r.prefix ? `${r.prefix}/data/` : 'data/';
       if (key.startsWith(dataDir) && (best === undefined || r.prefix.length > best.length)) best = r.prefix;
     }
-    return best !== undefined ? { root: best } : { reason: 'not under <root>/data/ of any dataset in DATASET_PREFIXES' };
+    return best !== undefined ? { root: best } : { reason: why };
   }
-  const segments = key.split('/');
+  return inferRoot(key, '');
+}
+
+/**
+ * The root of a key below `base` (`''`: anywhere): the segments before its first `data`
+ * segment, at least one of them when there is a base.
+ */
+function inferRoot(key: string, base: string): { root: string } | { reason: string } {
+  if (base && !key.startsWith(`${base}/`)) return { reason: `not under ${base}/` };
+  const segments = (base ? key.slice(base.length + 1) : key).split('/');
   const at = segments.indexOf('data');
   if (at < 0 || at === segments.length - 1) return { reason: 'not under a data/ directory' };
   const rootSegments = segments.slice(0, at);
   // The project's own files live under <root>/_index/; a "data" segment below it is not a dataset.
   if (rootSegments.includes('_index')) return { reason: 'inside an _index/ directory' };
-  return { root: rootSegments.join('/') };
+  if (base && rootSegments.length === 0) {
+    return { reason: `directly under the pattern's base ${base}/: a dataset root needs a name after it (${base}/<name>/data/)` };
+  }
+  return { root: [...(base ? [base] : []), ...rootSegments].join('/') };
 }
 
 /**
  * The execution name of a build: a readable tail of the dataset, then 128 bits of SHA-256 over
  * the dataset and the sorted, de-duplicated (key, version) pairs. Order and duplicates of the
- * fragments do not change it.
+ * fragments do not change it. At most 76 characters, so a retry can append `-r<n>`.
  *
  * @example
  * executionName('s3://bucket/datasets/sales', [{ key: 'datasets/sales/data/a.arrow', version: '0062' }])

@@ -16,6 +16,7 @@ import { listVersions } from '../../lib/manifest/manifest.js';
 import { query } from '../../lib/query/evaluate.js';
 import { S3Store } from '../../lib/store/s3.js';
 import { MergeStepInputSchema, WorkflowInputSchema, type PlanStepOutput } from '../../lib/workflow/steps.js';
+import { reconcileName } from '../../lib/workflow/reconcile.js';
 import { planTriggeredBuilds } from '../../lib/workflow/trigger.js';
 import { BuildPartInputSchema } from '../../lib/workflow/types.js';
 import { fragmentBytes, type ColumnSpec } from '../support/dataset.js';
@@ -25,6 +26,7 @@ import { captureOutput, fakeContext, setEnv, sqsEvent } from './lambda.js';
 
 const EVENTS = path.join(import.meta.dirname, '../../events');
 const ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:ScalarIndexBuild';
+const RETRY_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:ScalarIndexRetryBuild';
 const SALES = 's3://bucket/datasets/sales';
 
 const used = new Set<string>();
@@ -155,6 +157,42 @@ describe('sample events', () => {
     const r = await vacuum({ ...input, olderThan: '0s', keepVersions: 1 }, fakeContext('vacuum'));
     expect(r).toEqual({ datasets: [expect.objectContaining({ dataset: SALES, dryRun: true })] });
     expect(await listVersions(store)).toEqual(versions);
+  });
+
+  it('execution-failed.json makes the recover function schedule <name>-r1 on the retry state machine', async () => {
+    sfn.reset();
+    const event = sample<{ detail: { name: string; input: string } }>('execution-failed.json');
+    const restore = setEnv({ RETRY_STATE_MACHINE_ARN: RETRY_ARN, BUILD_RETRIES: '3' });
+    let recover;
+    try {
+      vi.resetModules();
+      recover = (await import('../../functions/recover.js')).handler;
+    } finally {
+      restore();
+    }
+    const r = await recover(event as never, fakeContext('recover'));
+    expect(r).toMatchObject({ action: 'retry', name: `${event.detail.name}-r1`, waitSeconds: 120, started: true });
+    expect(sfn.started.map((c) => [c.stateMachineArn, c.name, JSON.parse(c.input)])).toEqual([[RETRY_ARN, `${event.detail.name}-r1`, { dataset: SALES, name: `${event.detail.name}-r1`, waitSeconds: 120 }]]);
+  });
+
+  it('reconcile.json makes the reconcile function start a build for a dataset with an unregistered fragment, named by the event time', async () => {
+    sfn.reset();
+    const event = sample<{ time: string }>('reconcile.json');
+    await putFragment('data/part-0009.parquet', 9, 'parquet'); // never announced by an event
+    const restore = setEnv({ STATE_MACHINE_ARN: ARN, BUCKET_NAME: 'bucket', DATASET_PREFIXES: 'datasets/*', RECONCILE_SETTLE_MINUTES: '0' });
+    let reconcile;
+    try {
+      vi.resetModules();
+      reconcile = (await import('../../functions/reconcile.js')).handler;
+    } finally {
+      restore();
+    }
+    // The sample as it is, with a current time (README: "put a recent time in it"): the
+    // fragment above was written after the sample's fixed time.
+    const time = new Date(Date.now() + 1000).toISOString();
+    const r = await reconcile({ ...event, time } as never, fakeContext('reconcile'));
+    expect(r).toMatchObject({ started: [SALES], errors: 0 });
+    expect(sfn.started.map((c) => [c.name, JSON.parse(c.input)])).toEqual([[reconcileName(SALES, new Date(time)), { dataset: SALES }]]);
   });
 
   it('every file in events/ is run by a test above, and events/README.md describes each one', () => {

@@ -7,7 +7,8 @@
 import type { Context } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FragmentReadError, StoreError, UsageError } from '../../lib/errors.js';
+import { FragmentReadError, StorePermanentError, UsageError } from '../../lib/errors.js';
+import { DEFAULT_RETRY_POLICY } from '../../lib/workflow/recovery.js';
 import { query } from '../../lib/query/evaluate.js';
 import { parsePredicate } from '../../lib/query/parser.js';
 import { printPredicate } from '../../lib/query/print.js';
@@ -15,7 +16,7 @@ import { S3Store } from '../../lib/store/s3.js';
 import { handler as buildPart } from '../../functions/build-part.js';
 import { handler as merge } from '../../functions/merge.js';
 import { handler as plan } from '../../functions/plan.js';
-import { stepSettingsFromEnv, summarize } from '../../functions/shared.js';
+import { reconcileSettingsFromEnv, recoverSettingsFromEnv, stepSettingsFromEnv, summarize } from '../../functions/shared.js';
 import { extension, fragmentBytes, type GeneratedDataset } from '../support/dataset.js';
 import { evaluateOracle } from '../support/oracle.js';
 import { predicateArb } from '../support/predicates.js';
@@ -161,10 +162,10 @@ describe('handler errors keep their names for Step Functions Retry/Catch', () =>
     expect((err as Error).message).toMatch(/bad\.arrow/);
   });
 
-  it('a missing bucket fails with StoreError, which the workflow retries', async () => {
+  it('a missing bucket fails with StorePermanentError, which the workflow does not retry', async () => {
     const err = await plan({ dataset: 's3://no-such-bucket-here/x' }, fakeContext('plan')).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(StoreError);
-    expect((err as Error).name).toBe('StoreError');
+    expect(err).toBeInstanceOf(StorePermanentError);
+    expect((err as Error).name).toBe('StorePermanentError');
   });
 
   it('invalid input is a UsageError naming the step and the field', async () => {
@@ -274,5 +275,42 @@ describe('settings from the environment', () => {
     }
     expect(stepSettingsFromEnv({})).toEqual({});
     expect(stepSettingsFromEnv({ GROUP_ROWS: ' 1000 ', MAX_CONCURRENCY: '' })).toEqual({ groupRows: 1000 });
+  });
+
+  it('the recover and reconcile settings: defaults, and a bad value fails the cold start naming the variable', () => {
+    const retryArn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:ScalarIndex-RetryBuild';
+    const buildArn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:ScalarIndex-BuildIndex';
+    expect(recoverSettingsFromEnv({ RETRY_STATE_MACHINE_ARN: retryArn })).toEqual({ retryStateMachineArn: retryArn, policy: DEFAULT_RETRY_POLICY });
+    expect(recoverSettingsFromEnv({ RETRY_STATE_MACHINE_ARN: retryArn, BUILD_RETRIES: '0', RETRY_BASE_SECONDS: '5' }).policy).toMatchObject({ maxRetries: 0, baseDelaySeconds: 5 });
+    expect(reconcileSettingsFromEnv({ STATE_MACHINE_ARN: buildArn, BUCKET_NAME: 'data', DATASET_PREFIXES: 'datasets/*,logs/web' })).toEqual({
+      stateMachineArn: buildArn,
+      bucket: 'data',
+      datasetRoots: [{ prefix: 'datasets', wildcard: true }, { prefix: 'logs/web' }],
+      settleMinutes: 60,
+    });
+    const bad: [() => unknown, RegExp][] = [
+      [() => recoverSettingsFromEnv({}), /RETRY_STATE_MACHINE_ARN is not set/],
+      [() => recoverSettingsFromEnv({ RETRY_STATE_MACHINE_ARN: retryArn, BUILD_RETRIES: '100' }), /BUILD_RETRIES="100"/],
+      [() => recoverSettingsFromEnv({ RETRY_STATE_MACHINE_ARN: 'arn:aws:lambda:x' }), /RETRY_STATE_MACHINE_ARN is not a state machine ARN/],
+      [() => reconcileSettingsFromEnv({ STATE_MACHINE_ARN: buildArn, BUCKET_NAME: 'data', DATASET_PREFIXES: '' }), /DATASET_PREFIXES is empty/],
+      [() => reconcileSettingsFromEnv({ STATE_MACHINE_ARN: buildArn, BUCKET_NAME: 'Data_Bucket', DATASET_PREFIXES: 'a' }), /BUCKET_NAME is not an S3 bucket name/],
+      [() => reconcileSettingsFromEnv({ STATE_MACHINE_ARN: buildArn, BUCKET_NAME: 'data', DATASET_PREFIXES: 'a/*/b' }), /DATASET_PREFIXES entry "a\/\*\/b"/],
+      [() => reconcileSettingsFromEnv({ STATE_MACHINE_ARN: buildArn, BUCKET_NAME: 'data', DATASET_PREFIXES: 'a', RECONCILE_SETTLE_MINUTES: 'soon' }), /RECONCILE_SETTLE_MINUTES="soon"/],
+    ];
+    for (const [fn, message] of bad) {
+      expect(fn).toThrow(UsageError);
+      expect(fn).toThrow(message);
+    }
+  });
+
+  it('recover ignores an event that is not an execution status change, without starting anything', async () => {
+    const restore = setEnv({ RETRY_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:Retry', AWS_ENDPOINT_URL_SFN: 'http://127.0.0.1:9' });
+    try {
+      vi.resetModules();
+      const recover = (await import('../../functions/recover.js')).handler;
+      expect(await recover({ source: 'aws.events', detail: {} } as never, fakeContext('recover'))).toMatchObject({ action: 'ignore', reason: expect.stringMatching(/not an execution status change/) });
+    } finally {
+      restore();
+    }
   });
 });

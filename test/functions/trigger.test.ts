@@ -134,6 +134,17 @@ describe('planTriggeredBuilds', () => {
     expect(plan.builds[0]!.fragments).toEqual([{ key: 'd/data/a.arrow', version: 'abc' }]);
   });
 
+  it('takes fragment extensions in any case, as the readers do (S3 notifies about every case, see the stack)', () => {
+    const plan = planTriggeredBuilds([
+      message('a', { key: 'datasets/sales/data/A.PARQUET', sequencer: '01' }),
+      message('b', { key: 'datasets/sales/data/b.Arrow', sequencer: '02' }),
+      message('c', { key: 'datasets/sales/data/c.FeAtHeR', sequencer: '03' }),
+      message('d', { key: 'datasets/sales/data/_SUCCESS', sequencer: '04' }),
+    ]);
+    expect(plan.builds.map((b) => b.fragments.map((f) => f.key))).toEqual([['datasets/sales/data/A.PARQUET', 'datasets/sales/data/b.Arrow', 'datasets/sales/data/c.FeAtHeR']]);
+    expect(plan.skipped).toEqual([{ messageId: 'd', key: 'datasets/sales/data/_SUCCESS', reason: expect.stringMatching(/not a fragment file/) }]);
+  });
+
   it('puts a dataset at the bucket root when data/ is the first segment', () => {
     const plan = planTriggeredBuilds([message('m', { key: 'data/a.arrow', bucket: 'rooted' })]);
     expect(plan.builds.map((b) => b.dataset)).toEqual(['s3://rooted']);
@@ -193,6 +204,37 @@ describe('dataset roots', () => {
     expect(plan.skipped).toEqual([{ messageId: 'n', key: 'other/data/b.arrow', reason: expect.stringMatching(/DATASET_PREFIXES/) }]);
   });
 
+  it('a pattern <base>/* matches <base>/<name>/data/…, never <base>/data/… itself, nor anything under _index/', () => {
+    const roots = parseDatasetPrefixes('datasets/*, s3://logs/web/*');
+    expect(roots).toEqual([
+      { prefix: 'datasets', wildcard: true },
+      { bucket: 'logs', prefix: 'web', wildcard: true },
+    ]);
+    expect(datasetRootOf('any', 'datasets/sales/data/a.arrow', roots)).toEqual({ root: 'datasets/sales' });
+    expect(datasetRootOf('any', 'datasets/eu/sales/data/2026/a.arrow', roots)).toEqual({ root: 'datasets/eu/sales' });
+    expect(datasetRootOf('any', 'datasets/data/x.parquet', roots)).toEqual({ reason: expect.stringMatching(/directly under the pattern's base datasets\/: a dataset root needs a name/) });
+    expect(datasetRootOf('any', 'datasets/sales/_index/builds/b/data/x.arrow', roots)).toEqual({ reason: 'inside an _index/ directory' });
+    expect(datasetRootOf('any', 'datasets/sales/_index/indexes/k_bitmap/1/bitmap.arrow', roots)).toEqual({ reason: 'not under a data/ directory' });
+    expect(datasetRootOf('any', 'elsewhere/x/data/a.arrow', roots)).toMatchObject({ reason: expect.stringMatching(/DATASET_PREFIXES/) });
+    expect(datasetRootOf('logs', 'web/site/data/a.arrow', roots)).toEqual({ root: 'web/site' });
+    expect(datasetRootOf('other', 'web/site/data/a.arrow', roots)).toMatchObject({ reason: expect.stringMatching(/DATASET_PREFIXES/) });
+
+    // A literal root and a pattern side by side: the longest root holding the key wins.
+    const mixed = parseDatasetPrefixes('datasets/sales,datasets/*');
+    expect(datasetRootOf('b', 'datasets/sales/data/a.arrow', mixed)).toEqual({ root: 'datasets/sales' });
+    expect(datasetRootOf('b', 'datasets/sales/eu/data/a.arrow', mixed)).toEqual({ root: 'datasets/sales/eu' });
+
+    const plan = planTriggeredBuilds([message('m', { key: 'datasets/data/x.parquet' }), message('n', { key: 'datasets/web/data/y.parquet' })], roots);
+    expect(plan.builds.map((b) => b.dataset)).toEqual(['s3://bucket/datasets/web']);
+    expect(plan.skipped).toEqual([{ messageId: 'm', key: 'datasets/data/x.parquet', reason: expect.stringMatching(/needs a name after it/) }]);
+  });
+
+  it('refuses patterns with a "*" anywhere but the whole last segment after a base', () => {
+    for (const bad of ['*', 's3://bucket/*', 'datasets/*/sales', 'data*/x', 'datasets/sa*']) {
+      expect(() => parseDatasetPrefixes(bad), bad).toThrow(/DATASET_PREFIXES.*"\*"|DATASET_PREFIXES.*base before/);
+    }
+  });
+
   it('an empty or absent DATASET_PREFIXES means infer; a hostile entry is a UsageError naming the variable', () => {
     expect(parseDatasetPrefixes(undefined)).toEqual([]);
     expect(parseDatasetPrefixes(' , ')).toEqual([]);
@@ -209,6 +251,8 @@ describe('execution names', () => {
     for (const dataset of ['s3://bucket/datasets/sales', long, 's3://bucket', 's3://bucket/é/ü', 's3://b.c-d/x y+z']) {
       const name = executionName(dataset, [{ key: 'k', version: 'v' }]);
       expect(name, dataset).toMatch(NAME);
+      // Room for the `-r<n>` of an automatic retry (n up to 99).
+      expect(`${name}-r99`, dataset).toMatch(NAME);
     }
     expect(executionName(long, [])).toMatch(/ventes-[0-9a-f]{32}$/);
   });

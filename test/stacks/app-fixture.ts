@@ -79,13 +79,18 @@ export function flat(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** The build state machine (`BuildIndex`), leaving out the recovery's delayed-start one. */
+export function buildStateMachines(json: SynthesizedApp['json']): [string, CfnResourceJson][] {
+  return resourcesOfType(json, 'AWS::StepFunctions::StateMachine').filter(([id]) => /^BuildIndex[0-9A-F]{8}$/.test(id));
+}
+
 /**
  * The deployed definition: the staged definition asset with the template's
  * DefinitionSubstitutions applied, each function ARN a fake one naming its logical id.
  */
 export function deployedDefinition(s: SynthesizedApp): { text: string; placeholders: Record<string, string> } {
-  const machines = resourcesOfType(s.json, 'AWS::StepFunctions::StateMachine');
-  if (machines.length !== 1) throw new Error(`expected one state machine, found ${machines.length}`);
+  const machines = buildStateMachines(s.json);
+  if (machines.length !== 1) throw new Error(`expected one build state machine, found ${machines.length}`);
   const [, sm] = machines[0]!;
   const staged = path.join(s.outdir, `asset.${flat(sm.Properties.DefinitionS3Location.Key)}`);
   if (!fs.existsSync(staged)) throw new Error(`staged definition ${staged} is missing`);

@@ -7,14 +7,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FRAGMENT_EXTENSIONS } from '../../lib/fragments/keys.js';
 import { DEFAULT_MAX_CONCURRENCY as LIB_DEFAULT_MAX_CONCURRENCY } from '../../lib/workflow/steps.js';
-import { FRAGMENT_SUFFIXES } from '../../stacks/dataset-prefixes.js';
+import { FRAGMENT_SUFFIX_FILTERS } from '../../stacks/dataset-prefixes.js';
 import { DEFAULT_VACUUM_OLDER_THAN } from '../../lib/workflow/vacuum.js';
 import { STATE_MACHINE_DEFINITION_FILE, VACUUM_OLDER_THAN } from '../../stacks/scalar-index-stack.js';
 import { DEFAULT_MAX_CONCURRENCY } from '../../stacks/settings.js';
-import { asArray, deployedDefinition, flat, iamStatements, resourcesOfType, synthScalarIndexApp, type CfnResourceJson, type SynthesizedApp } from './app-fixture.js';
+import { asArray, buildStateMachines, deployedDefinition, flat, iamStatements, resourcesOfType, synthScalarIndexApp, type CfnResourceJson, type SynthesizedApp } from './app-fixture.js';
 
 const SUBSTITUTIONS = ['PlanFunctionArn', 'BuildPartFunctionArn', 'MergeFunctionArn'] as const;
 
@@ -40,7 +41,7 @@ const logicalId = (s: SynthesizedApp, type: string, id: string): string => {
   return found[0]![0];
 };
 const fnId = (s: SynthesizedApp, name: string) => logicalId(s, 'AWS::Lambda::Function', name);
-const stateMachine = (s: SynthesizedApp) => resourcesOfType(s.json, 'AWS::StepFunctions::StateMachine');
+const stateMachine = (s: SynthesizedApp) => buildStateMachines(s.json);
 
 describe('state machine', () => {
   it('deploys lib/workflow/state-machine.asl.json byte for byte, as a Standard workflow', () => {
@@ -119,8 +120,9 @@ describe('state machine', () => {
     const name = sm.Properties.StateMachineName as string;
     expect(name).toBe('ScalarIndex-BuildIndex');
     expect(byAction('states:StartExecution')).toEqual([`${smArn}:stateMachine:${name}`]);
-    expect(byAction('states:DescribeExecution').sort()).toEqual([`${smArn}:execution:${name}/*`, `${smArn}:execution:${name}:*`]);
-    expect(byAction('states:StopExecution').sort()).toEqual([`${smArn}:execution:${name}/*`, `${smArn}:execution:${name}:*`]);
+    // Only the Distributed Map's child executions (`<name>/<map run>:<id>`), not the parent's own.
+    expect(byAction('states:DescribeExecution')).toEqual([`${smArn}:execution:${name}/*`]);
+    expect(byAction('states:StopExecution')).toEqual([`${smArn}:execution:${name}/*`]);
 
     // No reference from the role's policy back to the state machine: that would be a cycle.
     for (const { policy } of policies) expect(JSON.stringify(app.json.Resources[policy])).not.toContain(`"${smId}"`);
@@ -128,11 +130,11 @@ describe('state machine', () => {
 });
 
 describe('functions', () => {
-  const names = ['Plan', 'BuildPart', 'Merge', 'Trigger', 'Vacuum'];
+  const names = ['Plan', 'BuildPart', 'Merge', 'Trigger', 'Vacuum', 'Recover', 'Reconcile'];
 
   it('run on nodejs22.x, x86_64, ESM bundles with a log group each', () => {
     const fns = resourcesOfType(app.json, 'AWS::Lambda::Function').filter(([id]) => names.some((n) => id.startsWith(n)));
-    expect(fns).toHaveLength(5);
+    expect(fns).toHaveLength(7);
     for (const [id, fn] of fns) {
       expect(fn.Properties.Runtime, id).toBe('nodejs22.x');
       expect(fn.Properties.Architectures, id).toEqual(['x86_64']);
@@ -157,7 +159,8 @@ describe('functions', () => {
     expect(env(app, 'Plan').MAX_CONCURRENCY).toBe('40');
     expect(env(app, 'Plan').GROUP_ROWS).toBeUndefined();
     const [[smId]] = stateMachine(app);
-    expect(env(app, 'Trigger')).toMatchObject({ STATE_MACHINE_ARN: { Ref: smId }, DATASET_PREFIXES: '' });
+    expect(env(app, 'Trigger')).toMatchObject({ STATE_MACHINE_ARN: { Ref: smId }, DATASET_PREFIXES: 'datasets/*' });
+    expect(env(mixed, 'Trigger').DATASET_PREFIXES).toBe('datasets/sales,logs/*');
     expect(env(imported, 'Trigger').DATASET_PREFIXES).toBe('datasets/sales,datasets/web');
 
     const tuned = synthScalarIndexApp({ maxConcurrency: '250', groupRows: '1000000', buildPartMemoryMb: '6144' });
@@ -193,7 +196,7 @@ describe('IAM', () => {
           expect(r, policy).toBe(bucketArn);
           const prefixes = statement.Condition?.StringLike?.['s3:prefix'];
           expect(prefixes, `${policy}: ListBucket needs an s3:prefix condition`).toBeDefined();
-          for (const p of asArray(prefixes) as string[]) expect(roots.some((root) => p === `${root}/data/*` || p === `${root}/_index/*`), p).toBe(true);
+          for (const p of asArray(prefixes) as string[]) expect(roots.some((root) => p === `${root}/data/*` || (p.startsWith(`${root}/_index/`) && p.endsWith('/*'))), p).toBe(true);
         } else {
           expect(roots.some((root) => r === `${bucketArn}/${root}/data/*` || r.startsWith(`${bucketArn}/${root}/_index/`)), `${policy}: ${r}`).toBe(true);
         }
@@ -224,10 +227,11 @@ describe('IAM', () => {
       's3:AbortMultipartUpload': ['bucket/datasets/*/_index/*'],
       's3:ListBucket': ['bucket'],
     });
+    // Build-part reads its build's plan, never the manifest or index files.
     expect(grants('BuildPart')).toEqual({
       'logs:CreateLogStream': logs('BuildPart'),
       'logs:PutLogEvents': logs('BuildPart'),
-      's3:GetObject': ['bucket/datasets/*/_index/*', 'bucket/datasets/*/data/*'],
+      's3:GetObject': ['bucket/datasets/*/_index/builds/*', 'bucket/datasets/*/data/*'],
       's3:PutObject': ['bucket/datasets/*/_index/builds/*'],
       's3:AbortMultipartUpload': ['bucket/datasets/*/_index/builds/*'],
       's3:ListBucket': ['bucket'],
@@ -259,6 +263,28 @@ describe('IAM', () => {
         ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'].map((a) => [a, [`<${queueId}.Arn>`]]),
       ),
     });
+    // Recover only starts the retry state machine; reconcile lists, reads manifests and starts builds.
+    const retryId = logicalId(app, 'AWS::StepFunctions::StateMachine', 'RetryBuild');
+    expect(grants('Recover')).toEqual({ 'logs:CreateLogStream': logs('Recover'), 'logs:PutLogEvents': logs('Recover'), 'states:StartExecution': [`<${retryId}>`] });
+    expect(grants('Reconcile')).toEqual({
+      'logs:CreateLogStream': logs('Reconcile'),
+      'logs:PutLogEvents': logs('Reconcile'),
+      's3:GetObject': ['bucket/datasets/*/_index/versions/*'],
+      's3:ListBucket': ['bucket'],
+      'states:StartExecution': [`<${smId}>`],
+    });
+    const reconcileRole = app.json.Resources[fnId(app, 'Reconcile')]!.Properties.Role['Fn::GetAtt'][0];
+    const list = iamStatements(app.json).find(
+      ({ policy, statement }) => app.json.Resources[policy]!.Properties.Roles?.some((r: { Ref: string }) => r.Ref === reconcileRole) && asArray(statement.Action).includes('s3:ListBucket'),
+    )!;
+    // The pattern's base exactly (to find the roots under it), and data/ and _index/ of the roots.
+    expect(list.statement.Condition).toEqual({ StringLike: { 's3:prefix': ['datasets/*/data/*', 'datasets/*/_index/*', 'datasets/'] } });
+    // The retry state machine may start the build state machine, nothing else (besides its logs and traces).
+    const retryRole = app.json.Resources[retryId]!.Properties.RoleArn['Fn::GetAtt'][0];
+    const retryGrants = iamStatements(app.json).filter(({ policy }) => app.json.Resources[policy]!.Properties.Roles?.some((r: { Ref: string }) => r.Ref === retryRole));
+    expect(retryGrants.filter(({ statement }) => asArray(statement.Action).some((a: string) => a.startsWith('states:'))).map(({ statement }) => [statement.Action, flat(statement.Resource)])).toEqual([
+      ['states:StartExecution', `<${smId}>`],
+    ]);
   });
 
   it('uses no AWS managed policy on the project roles', () => {
@@ -270,7 +296,8 @@ describe('IAM', () => {
 });
 
 describe('vacuum', () => {
-  const rules = (s: SynthesizedApp) => resourcesOfType(s.json, 'AWS::Events::Rule');
+  const rules = (s: SynthesizedApp) =>
+    resourcesOfType(s.json, 'AWS::Events::Rule').filter(([, r]) => r.Properties.Targets?.some((t: { Arn: unknown }) => flat(t.Arn) === `<${fnId(s, 'Vacuum')}.Arn>`));
   const env = (s: SynthesizedApp) => s.json.Resources[fnId(s, 'Vacuum')]!.Properties.Environment.Variables;
 
   it('runs daily for each literal dataset root, with that dataset as the input, and retries a failed run', () => {
@@ -287,7 +314,9 @@ describe('vacuum', () => {
     });
     expect(inputs).toEqual([{ dataset: 's3://existing-data-bucket/datasets/sales' }, { dataset: 's3://existing-data-bucket/datasets/web' }]);
     // EventBridge may invoke the function, and only from these rules.
-    const permissions = resourcesOfType(imported.json, 'AWS::Lambda::Permission').filter(([, p]) => p.Properties.Principal === 'events.amazonaws.com');
+    const permissions = resourcesOfType(imported.json, 'AWS::Lambda::Permission').filter(
+      ([, p]) => p.Properties.Principal === 'events.amazonaws.com' && flat(p.Properties.FunctionName) === `<${fnId(imported, 'Vacuum')}.Arn>`,
+    );
     expect(permissions.map(([, p]) => [flat(p.Properties.FunctionName), flat(p.Properties.SourceArn)]).sort()).toEqual(
       found.map(([id]) => [`<${fnId(imported, 'Vacuum')}.Arn>`, `<${id}.Arn>`]).sort(),
     );
@@ -331,18 +360,32 @@ describe('S3 events → SQS → trigger', () => {
       })
       .sort();
 
-  it('notifies the queue of new fragment files under each dataset prefix', () => {
-    expect([...FRAGMENT_SUFFIXES]).toEqual([...FRAGMENT_EXTENSIONS]);
+  it('notifies the queue of new fragment files under each dataset prefix, whatever the case of their extension', () => {
     const queueId = logicalId(app, 'AWS::SQS::Queue', 'FragmentEvents');
     for (const c of queueConfigs(app)) {
       expect(c.Events).toEqual(['s3:ObjectCreated:*']);
       expect(c.QueueArn).toEqual({ 'Fn::GetAtt': [queueId, 'Arn'] });
     }
     // A wildcard prefix cannot be an S3 filter: the trigger drops keys outside <root>/data/.
-    expect(filters(app)).toEqual(FRAGMENT_SUFFIXES.map((s) => `datasets/*${s}`).sort());
+    expect(filters(app)).toEqual(FRAGMENT_SUFFIX_FILTERS.map((s) => `datasets/*${s}`).sort());
     expect(filters(imported)).toEqual(
-      ['datasets/sales/data/', 'datasets/web/data/'].flatMap((p) => FRAGMENT_SUFFIXES.map((s) => `${p}*${s}`)).sort(),
+      ['datasets/sales/data/', 'datasets/web/data/'].flatMap((p) => FRAGMENT_SUFFIX_FILTERS.map((s) => `${p}*${s}`)).sort(),
     );
+    expect(FRAGMENT_SUFFIX_FILTERS).toHaveLength(8);
+    // S3 compares suffixes case-sensitively; every spelling of every extension passes some filter…
+    const passes = (key: string) => FRAGMENT_SUFFIX_FILTERS.some((suffix) => key.endsWith(suffix));
+    fc.assert(
+      fc.property(fc.constantFrom(...FRAGMENT_EXTENSIONS), fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }), (ext, upper) => {
+        const spelled = [...ext].map((c, i) => (upper[i] ? c.toUpperCase() : c.toLowerCase())).join('');
+        expect(passes(`datasets/sales/data/part${spelled}`), spelled).toBe(true);
+      }),
+    );
+    // …and under a pattern's base, none of the manifests, plans and checksum records a build writes does.
+    for (const key of ['datasets/x/_index/versions/00000000000000000001.json', 'datasets/x/_index/builds/b/plan.json', 'datasets/x/_index/builds/b/k/part_0_bitmap.arrow.crc32c']) {
+      expect(passes(key), key).toBe(false);
+    }
+    // Literal roots: nothing under _index/ can reach the queue.
+    for (const c of queueConfigs(imported)) expect(c.Filter.Key.FilterRules.find((r) => r.Name === 'prefix')!.Value).toMatch(/\/data\/$/);
     const [[, n]] = resourcesOfType(imported.json, 'Custom::S3BucketNotifications') as [[string, CfnResourceJson]];
     expect(n.Properties.BucketName).toBe('existing-data-bucket');
   });

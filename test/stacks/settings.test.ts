@@ -2,16 +2,41 @@
 import { App } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
 import { parseDatasetPrefixes as parseTriggerPrefixes } from '../../lib/workflow/trigger.js';
-import { DatasetPrefixError, exampleDatasetRoot, parseDatasetPrefixes, triggerDatasetPrefixes } from '../../stacks/dataset-prefixes.js';
-import { resolveSettings, settingsFromContext, SettingsError } from '../../stacks/settings.js';
+import { DEFAULT_RETRY_POLICY } from '../../lib/workflow/recovery.js';
+import { DatasetPrefixError, exampleDatasetRoot, lambdaDatasetPrefixes, parseDatasetPrefixes } from '../../stacks/dataset-prefixes.js';
+import { DEFAULT_BUILD_RETRIES, resolveSettings, settingsFromContext, SettingsError } from '../../stacks/settings.js';
 
 const fromContext = (context: Record<string, unknown>) => settingsFromContext(new App({ context }).node);
 
 describe('settings from context', () => {
-  it('reads -c strings: comma-separated prefixes and integers', () => {
+  it('reads -c strings: comma-separated prefixes, integers and text', () => {
     expect(
-      fromContext({ datasetPrefixes: 'datasets/sales, datasets/web', maxConcurrency: '100', groupRows: '1000000', buildPartMemoryMb: '4096', batchingWindowSeconds: '5', bucketName: 'my-bucket' }),
-    ).toEqual({ datasetPrefixes: ['datasets/sales', 'datasets/web'], maxConcurrency: 100, groupRows: 1_000_000, buildPartMemoryMb: 4096, batchingWindowSeconds: 5, bucketName: 'my-bucket' });
+      fromContext({
+        datasetPrefixes: 'datasets/sales, datasets/web',
+        maxConcurrency: '100',
+        groupRows: '1000000',
+        buildPartMemoryMb: '4096',
+        batchingWindowSeconds: '5',
+        batchSize: '50',
+        buildRetries: '2',
+        reconcileIntervalMinutes: '30',
+        bucketName: 'my-bucket',
+        bucketKmsKeyArn: ' arn:aws:kms:eu-west-1:123456789012:key/abcd ',
+        alarmEmail: 'ops@example.com',
+      }),
+    ).toEqual({
+      datasetPrefixes: ['datasets/sales', 'datasets/web'],
+      maxConcurrency: 100,
+      groupRows: 1_000_000,
+      buildPartMemoryMb: 4096,
+      batchingWindowSeconds: 5,
+      batchSize: 50,
+      buildRetries: 2,
+      reconcileIntervalMinutes: 30,
+      bucketName: 'my-bucket',
+      bucketKmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/abcd',
+      alarmEmail: 'ops@example.com',
+    });
   });
 
   it('reads cdk.json values: arrays, JSON arrays in a string, numbers', () => {
@@ -28,12 +53,18 @@ describe('settings from context', () => {
   it('fills in defaults and checks ranges', () => {
     expect(resolveSettings()).toEqual({
       bucketName: undefined,
+      bucketKmsKeyArn: undefined,
       datasetPrefixes: ['datasets/*'],
       buildPartMemoryMb: 3008,
       maxConcurrency: 40,
       groupRows: undefined,
       batchingWindowSeconds: 30,
+      batchSize: 100,
+      buildRetries: 3,
+      reconcileIntervalMinutes: 60,
+      alarmEmail: undefined,
     });
+    expect(DEFAULT_BUILD_RETRIES).toBe(DEFAULT_RETRY_POLICY.maxRetries);
     expect(() => resolveSettings({ maxConcurrency: 0 })).toThrow(/maxConcurrency must be an integer from 1 to 10000/);
     expect(() => resolveSettings({ buildPartMemoryMb: 20_000 })).toThrow(/buildPartMemoryMb/);
     expect(() => resolveSettings({ batchingWindowSeconds: 301 })).toThrow(/batchingWindowSeconds/);
@@ -71,11 +102,13 @@ describe('dataset prefixes', () => {
     expect(parseDatasetPrefixes(['datasets/sales', 'datasets/sales2', 'datasets/sales/eu'])).toHaveLength(3);
   });
 
-  it('give the trigger the literal roots, in the format it parses, or nothing (infer) with a wildcard', () => {
-    const literal = triggerDatasetPrefixes(parseDatasetPrefixes(['datasets/sales', 'datasets/web']));
+  it('give the trigger and the reconcile every root and pattern, in the format they parse', () => {
+    const literal = lambdaDatasetPrefixes(parseDatasetPrefixes(['datasets/sales', 'datasets/web']));
     expect(literal).toBe('datasets/sales,datasets/web');
     expect(parseTriggerPrefixes(literal)).toEqual([{ prefix: 'datasets/sales' }, { prefix: 'datasets/web' }]);
-    expect(triggerDatasetPrefixes(parseDatasetPrefixes(['datasets/sales', 'logs/*']))).toBe('');
+    const mixed = lambdaDatasetPrefixes(parseDatasetPrefixes(['datasets/sales', 'logs/*']));
+    expect(mixed).toBe('datasets/sales,logs/*');
+    expect(parseTriggerPrefixes(mixed)).toEqual([{ prefix: 'datasets/sales' }, { prefix: 'logs', wildcard: true }]);
   });
 
   it('show a concrete dataset in examples', () => {

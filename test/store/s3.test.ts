@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { InvalidPathError, NotFoundError, StoreError } from '../../lib/errors.js';
+import { InvalidPathError, NotFoundError, StoreError, StorePermanentError } from '../../lib/errors.js';
 import { openDataset } from '../../lib/dataset.js';
 import { parseS3Uri, S3_CHUNK_BYTES, S3Store, s3ClientConfigFromEnv } from '../../lib/store/s3.js';
 import { startS3Server, type S3TestServer } from '../support/s3-server.js';
@@ -73,14 +73,31 @@ describe('S3 store retries', () => {
     expect(server.count({ method: 'GET' })).toBe(3);
   });
 
-  it('does not retry 403 AccessDenied and names the object', async () => {
+  it('does not retry 403 AccessDenied, names the object, and calls it permanent (StorePermanentError, which the workflow does not retry)', async () => {
     const store = fresh();
     server.inject({ times: 5, status: 403, code: 'AccessDenied' });
     const err = await store.read('secret.arrow').catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(StoreError);
+    expect(err).toBeInstanceOf(StorePermanentError);
+    expect((err as Error).name).toBe('StorePermanentError');
     expect(String(err)).toMatch(/AccessDenied.*|.*403/);
     expect(String(err)).toContain(store.describe('secret.arrow'));
     expect(server.count()).toBe(1);
+  });
+
+  it.each([
+    [403, 'AccessDenied', true],
+    [403, 'InvalidObjectState', true],
+    [400, 'KMS.DisabledException', true],
+    [403, 'RequestTimeTooSkewed', false],
+    [503, 'SlowDown', false],
+    [500, 'InternalError', false],
+  ])('an HTTP %i %s is permanent: %s', async (status, code, permanent) => {
+    const store = fresh({ AWS_MAX_ATTEMPTS: '1' });
+    server.inject({ times: 1, status, code });
+    const err = await store.read('x.arrow').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as Error).name).toBe(permanent ? 'StorePermanentError' : 'StoreError');
+    expect(String(err)).toContain(code);
   });
 
   it('gives up after AWS_MAX_ATTEMPTS on persistent throttling, with a clear error', async () => {
@@ -101,10 +118,11 @@ describe('S3 store errors and configuration', () => {
     expect((err as Error).message).toBe('S3 error while reading s3://bkt/p/data/a.arrow: cannot reach http://127.0.0.1:9: ECONNREFUSED');
   });
 
-  it('a missing bucket is named as such', async () => {
+  it('a missing bucket is named as such, and is permanent', async () => {
     const store = new S3Store({ bucket: 'no-such-bucket', prefix: '' }, { env: server.env });
     const err = await store.read('x').catch((e: unknown) => e);
     expect(String(err)).toContain("bucket 'no-such-bucket' does not exist");
+    expect(err).toBeInstanceOf(StorePermanentError);
   });
 
   it('a missing key is NotFoundError, not a retry loop', async () => {

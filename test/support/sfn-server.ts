@@ -1,7 +1,8 @@
 /**
  * A tiny fake Step Functions endpoint for tests: node:http speaking AWS JSON 1.0, enough of
- * StartExecution for the real SDK client. It records every call and remembers every name, so a
- * repeated name answers `ExecutionAlreadyExists` as the service does once an execution exists.
+ * StartExecution for the real SDK client. It records every call and remembers every name (per
+ * state machine), so a repeated name answers `ExecutionAlreadyExists` as the service does once an
+ * execution exists.
  *
  *   const sfn = await startSfnServer();
  *   const client = new SFNClient({ endpoint: sfn.endpoint, region: 'us-east-1', credentials: sfn.credentials });
@@ -48,7 +49,15 @@ export interface SfnTestServer {
   stop(): Promise<void>;
 }
 
-export async function startSfnServer(): Promise<SfnTestServer> {
+export interface SfnServerOptions {
+  /**
+   * Called after an execution was started (the reply is already on its way), as Step
+   * Functions would then run it: tests run the definition locally from here.
+   */
+  onStart?: (call: StartExecutionCall & { executionArn: string }) => void;
+}
+
+export async function startSfnServer(options: SfnServerOptions = {}): Promise<SfnTestServer> {
   const calls: StartExecutionCall[] = [];
   const unsupported: string[] = [];
   const names = new Set<string>();
@@ -84,14 +93,17 @@ export async function startSfnServer(): Promise<SfnTestServer> {
         const type = fault.type ?? 'StateMachineDoesNotExist';
         return reply(res, fault.status ?? 400, { __type: type, message: `injected ${type}` });
       }
-      if (names.has(call.name)) {
+      // Names are unique per state machine, as in Step Functions.
+      const key = `${call.stateMachineArn}:${call.name}`;
+      if (names.has(key)) {
         calls.push({ ...call, outcome: 'ExecutionAlreadyExists' });
         return reply(res, 400, { __type: 'ExecutionAlreadyExists', message: `Execution Already Exists: '${call.stateMachineArn}:${call.name}'` });
       }
-      names.add(call.name);
+      names.add(key);
       calls.push({ ...call, outcome: 'started' });
       const executionArn = `${call.stateMachineArn.replace(':stateMachine:', ':execution:')}:${call.name}`;
       reply(res, 200, { executionArn, startDate: Date.now() / 1000 });
+      options.onStart?.({ ...call, outcome: 'started', executionArn });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

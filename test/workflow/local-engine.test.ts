@@ -142,6 +142,48 @@ describe('runLocalWorkflow', () => {
     expect(calls).toBe(1);
   });
 
+  // How often a part that keeps failing with each error is tried in all, per the definition.
+  it.each([
+    ['StorePermanentError', 1],
+    ['Sandbox.Timedout', 2],
+    ['Runtime.ExitError', 2],
+    ['StoreError', 7],
+    ['Lambda.ClientExecutionTimeoutException', 7],
+    ['Lambda.TooManyRequestsException', 13],
+  ])('a part failing with %s is tried %i times in all before the build fails', async (name, tries) => {
+    const root = await dataset(1);
+    let calls = 0;
+    const err = await build({
+      dataset: root,
+      indexes: [{ column: 'k', type: 'bitmap' }],
+      overrideStep: {
+        BuildPart: async () => {
+          calls++;
+          throw Object.assign(new Error(`injected ${name}`), { name });
+        },
+      },
+    }).catch((e: unknown) => e);
+    expect((err as Error).name).toBe(name);
+    expect(calls).toBe(tries);
+  });
+
+  it('retries throttling of the plan and merge functions longer than other transient errors', () => {
+    const def = sharedDefinition() as { States: States };
+    const retriers = (state: Record<string, unknown>) => state.Retry as { ErrorEquals: string[]; MaxAttempts: number; MaxDelaySeconds?: number }[];
+    const states = [def.States.Plan!, def.States.MergeAndCommit!, (def.States.BuildParts!.ItemProcessor as { States: States }).States.BuildPart!];
+    for (const state of states) {
+      const throttling = retriers(state).filter((r) => r.ErrorEquals.includes('Lambda.TooManyRequestsException'));
+      expect(throttling).toHaveLength(1);
+      expect(throttling[0]!.ErrorEquals).toEqual(['Lambda.TooManyRequestsException']);
+      const others = retriers(state).filter((r) => r.ErrorEquals.includes('StoreError'));
+      expect(others).toHaveLength(1);
+      expect(others[0]!.ErrorEquals).toContain('Lambda.ClientExecutionTimeoutException');
+      expect(others[0]!.ErrorEquals).not.toContain('StorePermanentError');
+      expect(throttling[0]!.MaxAttempts).toBeGreaterThan(others[0]!.MaxAttempts);
+      expect(throttling[0]!.MaxDelaySeconds).toBeGreaterThan(others[0]!.MaxDelaySeconds!);
+    }
+  });
+
   it('builds parts on this thread and worker threads across cores and gets the same index as one thread', async () => {
     const a = tempDir('ssi-workers-');
     const b = tempDir('ssi-single-');
