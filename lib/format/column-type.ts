@@ -322,3 +322,34 @@ export function validityReader(data: arrow.Data): (i: number) => boolean {
     return ((bitmap[j >> 3]! >> (j & 7)) & 1) === 1;
   };
 }
+
+/** Rebuild a ColumnType from the signature recorded in the manifest. */
+export function columnTypeFromSignature(signature: string): ColumnType {
+  const simple: Record<string, () => arrow.DataType> = {
+    Int8: () => new arrow.Int8(),
+    Int16: () => new arrow.Int16(),
+    Int32: () => new arrow.Int32(),
+    Int64: () => new arrow.Int64(),
+    UInt8: () => new arrow.Uint8(),
+    UInt16: () => new arrow.Uint16(),
+    UInt32: () => new arrow.Uint32(),
+    UInt64: () => new arrow.Uint64(),
+    Float16: () => new arrow.Float16(),
+    Float32: () => new arrow.Float32(),
+    Float64: () => new arrow.Float64(),
+    Utf8: () => new arrow.Utf8(),
+    LargeUtf8: () => new arrow.LargeUtf8(),
+    Binary: () => new arrow.Binary(),
+    LargeBinary: () => new arrow.LargeBinary(),
+    Bool: () => new arrow.Bool(),
+    Date32: () => new arrow.DateDay(),
+    Date64: () => new arrow.DateMillisecond(),
+  };
+  const units: Record<string, arrow.TimeUnit> = { s: arrow.TimeUnit.SECOND, ms: arrow.TimeUnit.MILLISECOND, us: arrow.TimeUnit.MICROSECOND, ns: arrow.TimeUnit.NANOSECOND };
+  let type: arrow.DataType | undefined = simple[signature]?.();
+  let m: RegExpExecArray | null;
+  if (!type && (m = /^Timestamp\((s|ms|us|ns),(.*)\)$/.exec(signature))) type = new arrow.Timestamp(units[m[1]!]!, m[2] || null);
+  if (!type && (m = /^Time(32|64)\((s|ms|us|ns)\)$/.exec(signature))) type = new arrow.Time(units[m[2]!]!, Number(m[1]) as 32 | 64);
+  if (!type) throw new ColumnTypeError(`unknown value type '${signature}'`);
+  return describeColumnType('value', type);
+}

@@ -14,7 +14,9 @@
  */
 import { z } from 'zod';
 import { AlreadyExistsError, CommitConflictError, IndexFileError } from '../errors.js';
+import { columnTypeFromSignature } from '../format/column-type.js';
 import { isEncodedCrc32c } from '../format/crc32c.js';
+import { indexKind } from '../indexes/registry.js';
 import { verifyContentChecksum, withContentChecksum } from '../format/json-checksum.js';
 import { checkKey, type ObjectStore } from '../store/store.js';
 
@@ -138,6 +140,22 @@ export async function readManifest(store: ObjectStore, version: number): Promise
   return parsed.data;
 }
 
+/** An index's value type and parameters must be ones its kind accepts. */
+function checkIndexDefinition(ix: IndexEntry, bad: (why: string) => Error): void {
+  try {
+    columnTypeFromSignature(ix.valueType);
+  } catch (err) {
+    throw bad(`index ${ix.name}: ${(err as Error).message}`);
+  }
+  let params;
+  try {
+    params = indexKind(ix.type).normalizeParams(ix.params);
+  } catch (err) {
+    throw bad(`index ${ix.name}: ${(err as Error).message}`);
+  }
+  if (JSON.stringify(params) !== JSON.stringify(ix.params)) throw bad(`index ${ix.name} has parameters ${JSON.stringify(ix.params)}, its kind makes them ${JSON.stringify(params)}`);
+}
+
 /** True for a fragment some index may cover: registered, not failed, not removed. */
 export function isLive(f: FragmentEntry): boolean {
   return f.failed === undefined && f.removed === undefined;
@@ -180,6 +198,7 @@ export function checkInvariants(m: Manifest, what: string): void {
   for (const ix of m.indexes) {
     if (names.has(ix.name)) throw bad(`index ${ix.name} is defined twice`);
     names.add(ix.name);
+    checkIndexDefinition(ix, bad);
     let previous = -1;
     for (const id of ix.fragmentIds) {
       if (id <= previous) throw bad(`index ${ix.name} lists fragment ids out of order (${id} after ${previous})`);

@@ -49,6 +49,8 @@ const EDITS: [string, (m: Json) => void, RegExp][] = [
   ['an index defined twice', (m) => m.indexes.push(structuredClone(m.indexes[0])), /is defined twice/],
   ['an index file outside _index/indexes/', (m) => (m.indexes[0].files[0].key = 'data/f0.arrow'), /names a file outside _index\/indexes\//],
   ['a fragment both covered and stale', (m) => (m.indexes[0].staleFragmentIds = [m.indexes[0].fragmentIds[0]]), /as both covered and stale/],
+  ['an index value type no kind knows', (m) => (m.indexes[0].valueType = ''), /index k_bitmap: unknown value type ''/],
+  ['zone-map parameters on a bitmap', (m) => (m.indexes[0].params = { rowsPerZone: 4 }), /index k_bitmap has parameters \{"rowsPerZone":4\}, its kind makes them \{\}/],
 ];
 
 describe('manifest invariants, checked on every read', () => {
