@@ -227,7 +227,7 @@ async function trainPart(fragments: Fragment[], type: 'bitmap' | 'zonemap', colu
     trainer.endFragment();
   }
   const store = new LocalStore(path.join(WORK, 'parts'));
-  await trainer.writePart(store, `${type}-${column}-${run}.arrow`, new Map());
+  await trainer.writeSegment(store, `${type}-${column}-${run}/`, new Map());
 }
 
 /** What a newcomer writes: `get(i)` per row into a Map of bitmaps, one map per fragment. */

@@ -1,11 +1,21 @@
-/** MergeAndCommit task: merge every part into new index files and commit a new version. */
-import { mergeAndCommitStep } from '../lib/workflow/steps.js';
+/**
+ * MergeAndCommit task: make each index's new segment from the parts and commit it. The same
+ * function runs the workflow's compactions: an input with a `task` (`{dataset, task}`) merges
+ * the segments the size-tiered policy named.
+ */
+import { compactStep, mergeAndCommitStep } from '../lib/workflow/steps.js';
 import { step, stepSettingsFromEnv } from './shared.js';
 
 // Lambda reads and writes S3 only: a local path would name this sandbox's own disk.
 const settings = { ...stepSettingsFromEnv(), s3Only: true };
 
 export const handler = step('merge', async (event, { metrics }) => {
+  if (typeof event === 'object' && event !== null && 'task' in event) {
+    const out = await compactStep(event, settings);
+    metrics.addMetric('CompactionsCommitted', 'Count', out.committed);
+    metrics.addMetric('IndexBytesWritten', 'Bytes', out.bytesWritten);
+    return out;
+  }
   const out = await mergeAndCommitStep(event, settings);
   if (out.committed) {
     // The dashboard's "fragments indexed" and "bytes written": the new index files of this commit.

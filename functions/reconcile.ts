@@ -34,8 +34,8 @@ export const handler = step('reconcile', async (event: { time?: string } | undef
     if ('error' in c) {
       logger.error('could not check dataset', { dataset: c.dataset, error: c.error });
       failure ??= c.error;
-    } else if (c.unregistered + c.uncovered > 0) {
-      logger.info('dataset needs a build', { dataset: c.dataset, unregistered: c.unregistered, uncovered: c.uncovered });
+    } else if (c.unregistered + c.uncovered + c.gone > 0) {
+      logger.info('dataset needs a build', { dataset: c.dataset, unregistered: c.unregistered, uncovered: c.uncovered, gone: c.gone });
       due.push({ dataset: c.dataset, name: reconcileName(c.dataset, at) });
     }
   }

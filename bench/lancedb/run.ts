@@ -23,7 +23,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDataset } from '../../lib/dataset.js';
-import { loadLatestManifest } from '../../lib/manifest/manifest.js';
+import { allFragments, loadLatestManifest } from '../../lib/manifest/manifest.js';
 import { build } from '../../lib/workflow/build.js';
 import type { IndexRequest } from '../../lib/workflow/types.js';
 import { DATA_ROOT, FRAGMENT_ROWS, HERE, ID_BASE, fragmentFiles, fragmentSizes, linkDataset, queries, type BenchQuery } from './data.js';
@@ -145,10 +145,11 @@ async function registeredTemplate(rows: number): Promise<string> {
   if (fs.existsSync(dir)) return dir;
   linkDataset(dir, rows);
   await build({ dataset: dir }); // no indexes: registers the fragments only
-  const manifest = await loadLatestManifest(openDataset(dir).store);
-  const wrong = manifest.fragments.filter((f) => f.path !== `data/part-${String(f.id).padStart(5, '0')}.arrow`);
-  if (wrong.length > 0 || manifest.fragments.length !== fragmentSizes(rows).length) {
-    throw new Error(`our fragment ids do not follow file order: ${JSON.stringify(manifest.fragments.map((f) => [f.id, f.path]))}`);
+  const { store } = openDataset(dir);
+  const fragments = await allFragments(store, await loadLatestManifest(store));
+  const wrong = fragments.filter((f) => f.path !== `data/part-${String(f.id).padStart(5, '0')}.arrow`);
+  if (wrong.length > 0 || fragments.length !== fragmentSizes(rows).length) {
+    throw new Error(`our fragment ids do not follow file order: ${JSON.stringify(fragments.map((f) => [f.id, f.path]))}`);
   }
   return dir;
 }

@@ -11,6 +11,7 @@ import type { Progress } from '../workflow/plan.js';
 import { build } from '../workflow/build.js';
 import { DEFAULT_KEEP_VERSIONS, DEFAULT_VACUUM_OLDER_THAN, parseDuration, vacuum, type VacuumResult } from '../workflow/vacuum.js';
 import { inspect, formatInspect } from './inspect.js';
+import { compactDataset, type CompactionSummary } from '../workflow/compact.js';
 import type { IndexRequest } from '../workflow/types.js';
 
 function positiveInt(name: string) {
@@ -110,8 +111,10 @@ export function createProgram(): Command {
           process.stdout.write(`committed version ${summary.version}: ${summary.fragmentsAdded} new fragment(s) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
         }
         for (const ix of summary.indexes) {
-          process.stdout.write(`  ${ix.name.padEnd(24)} ${ix.type.padEnd(8)} ${String(ix.fragmentsCovered).padStart(6)} fragments  ${formatBytes(ix.bytes)}\n`);
+          process.stdout.write(`  ${ix.name.padEnd(24)} ${ix.type.padEnd(8)} ${String(ix.fragmentsCovered).padStart(6)} fragments  ${String(ix.segments).padStart(3)} segment(s)  ${formatBytes(ix.bytes)}\n`);
         }
+        if (summary.compaction.committed > 0) process.stdout.write(`  compacted: ${summary.compaction.committed} merge(s), ${formatBytes(summary.compaction.bytesWritten)} written\n`);
+        if (summary.compaction.error) process.stderr.write(`compaction failed (the build is committed; the next build tries again): ${summary.compaction.error}\n`);
       } finally {
         reporter.stop();
       }
@@ -162,6 +165,34 @@ export function createProgram(): Command {
     });
 
   program
+    .command('compact')
+    .description('merge index segments (and fragment table chunks) as the size-tiered policy says, or every segment of an index into one with --full')
+    .argument('<dataset>', 'dataset directory, file:// or s3:// URI')
+    .option('--index <name>', 'only this index (repeatable; default: every index)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--full', 'merge all segments of each index into one, whatever the policy says')
+    .option('--json', 'print a JSON summary on stdout')
+    .addOption(new Option('--quiet', 'no progress on stderr'))
+    .action(async (dataset: string, opts: { index?: string[]; full?: boolean; json?: boolean; quiet?: boolean }) => {
+      const reporter = progressReporter(!opts.quiet);
+      let r: CompactionSummary;
+      try {
+        r = await compactDataset(dataset, { indexes: opts.index, full: opts.full, progress: reporter.progress });
+      } finally {
+        reporter.stop();
+      }
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(r)}\n`);
+        return;
+      }
+      if (r.compactions.length === 0) process.stdout.write(`nothing to compact at version ${r.version}\n`);
+      for (const c of r.compactions) {
+        const what = c.index ?? 'fragment table';
+        process.stdout.write(c.committed ? `  ${what}: merged ${c.inputs} into 1 (${formatBytes(c.bytesWritten)} written)\n` : `  ${what}: gave up (${c.gaveUp})\n`);
+      }
+      for (const ix of r.indexes) process.stdout.write(`  ${ix.name.padEnd(24)} ${String(ix.segments).padStart(4)} segment(s)  ${formatBytes(ix.bytes)}\n`);
+    });
+
+  program
     .command('vacuum')
     .description('delete orphaned builds, unreferenced index directories and manifest versions past retention under <dataset>/_index/')
     .argument('<dataset>', 'dataset directory, file:// or s3:// URI')
@@ -198,10 +229,10 @@ function durationArg(value: string): number {
 
 /** The human summary of a vacuum: counts and bytes, and with --dry-run every item that would go. */
 export function formatVacuum(r: VacuumResult): string {
-  const { versions, indexDirs, builds, temp } = r.deleted;
+  const { versions, indexDirs, builds, fragmentChunks, temp } = r.deleted;
   const verb = r.dryRun ? 'would delete' : 'deleted';
   const lines = [
-    `${verb} ${versions.length} version(s), ${indexDirs.length} index dir(s), ${builds.length} build(s), ${temp.length} leftover temp file(s): ${r.objects} object(s), ${formatBytes(r.bytes)}`,
+    `${verb} ${versions.length} version(s), ${indexDirs.length} index dir(s), ${builds.length} build(s), ${fragmentChunks.length} fragment table chunk(s), ${temp.length} leftover temp file(s): ${r.objects} object(s), ${formatBytes(r.bytes)}`,
   ];
   const kept = r.retainedVersions;
   if (kept.length > 0) lines.push(`kept ${kept.length} version(s): ${kept.length === 1 ? kept[0] : `${kept[0]}–${kept[kept.length - 1]}`} (latest ${kept[kept.length - 1]})`);
@@ -209,6 +240,7 @@ export function formatVacuum(r: VacuumResult): string {
     if (versions.length > 0) lines.push(`  versions ${versions.length === 1 ? versions[0] : `${versions[0]}–${versions[versions.length - 1]}`}`);
     for (const d of indexDirs) lines.push(`  ${d}`);
     for (const b of builds) lines.push(`  ${b}`);
+    for (const c of fragmentChunks) lines.push(`  ${c}`);
     for (const t of temp) lines.push(`  ${t}`);
   }
   return `${lines.join('\n')}\n`;

@@ -201,6 +201,8 @@ export interface OpenOptions {
   size?: number;
   /** CRC32C of the whole file in S3's encoding, as recorded when it was written. */
   crc32c?: string;
+  /** Bytes of the first tail read, when the caller knows the footer is small (default `IpcFileReader.tailBytes`). */
+  tailBytes?: number;
 }
 
 export class IpcFileReader {
@@ -244,7 +246,7 @@ export class IpcFileReader {
    *   or a checksum mismatch
    */
   static async open(store: ObjectStore, key: string, options: OpenOptions | number = {}): Promise<IpcFileReader> {
-    const { size: knownSize, crc32c: expected } = typeof options === 'number' ? { size: options } : options;
+    const { size: knownSize, crc32c: expected, tailBytes = IpcFileReader.tailBytes } = typeof options === 'number' ? { size: options } : options;
     const where = store.describe(key);
     const expectedCrc = expected === undefined ? undefined : decodeCrc32c(expected);
     let reads = 0;
@@ -255,7 +257,7 @@ export class IpcFileReader {
       size = info.size;
     }
     if (size < 22) throw new IndexFileError(`not an Arrow IPC file (only ${size} bytes): ${where}`);
-    const tailStart = Math.max(0, size - Math.max(10, IpcFileReader.tailBytes));
+    const tailStart = Math.max(0, size - Math.max(10, tailBytes));
     let tail = await store.read(key, { start: tailStart, end: size });
     reads++;
     if (tail.byteLength !== size - tailStart) {

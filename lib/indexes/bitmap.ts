@@ -16,11 +16,11 @@ import { checkIpcMetadata } from '../format/ipc-metadata.js';
 import { appendPortableValues, PORTABLE_SINGLE_BYTES, serializePortable, U32Builder, writePortableSingle } from '../format/roaring-portable.js';
 import { RoaringBitmap32, encodedSize, encodeEntriesInto, splitEntries, type Bitmap, type RowSet, type RowSetEntry } from '../format/rowset.js';
 import { IndexFileError, ValueTooLargeError } from '../errors.js';
-import type { QueryCache } from '../query/cache.js';
+import type { QueryCache } from '../cache.js';
 import type { ObjectStore } from '../store/store.js';
 import { BatchCursor, CursorHeap, HeldBytes } from './kway.js';
 import { createSlotAssigner, NULL_SLOT, type SlotAssigner } from './scan.js';
-import { META, type Condition, type Coverage, type IndexFile, type IndexKind, type IndexParams, type IndexSearcher, type MergeInput, type MergeOutput, type Trainer, type WritePartOptions, type WriterTuning } from './kind.js';
+import { META, type Condition, type Coverage, type IndexFile, type IndexKind, type IndexParams, type IndexSearcher, type MergeInput, type MergeOutput, type Trainer, type WriterTuning } from './kind.js';
 
 export const BITMAP_FILE = 'bitmap.arrow';
 export const LOOKUP_FILE = 'bitmap_lookup.arrow';
@@ -31,8 +31,10 @@ const LOOKUP_FOOTER_CRC = 'bitmap_footer_crc32c';
 
 /** Hard limit from index-format.md: flush before a batch's bitmaps pass 32 MiB. */
 const MAX_BATCH_BYTES = 32 * 1024 * 1024;
-// A point lookup reads one batch: small batches keep that read (and merge memory, one batch per input) small.
-const DEFAULT_BATCH_BYTES = 1024 * 1024;
+// A point lookup reads one batch: small batches keep that read (and merge memory, one batch per
+// input) small. 256 KiB keeps a cold point lookup of a rare value, footer and lookup table
+// included, within a quarter MiB.
+const DEFAULT_BATCH_BYTES = 256 * 1024;
 const DEFAULT_BATCH_KEYS = 4096;
 const MAX_ROWSET_BYTES = 0x7fffffff;
 
@@ -123,7 +125,9 @@ class BitmapFileWriter {
       throw new IndexFileError('bitmap keys must be unique and strictly ascending');
     }
     this.lastKey = key;
-    if (this.keys.length > 0 && this.bytes + size > MAX_BATCH_BYTES) await this.flush();
+    // A row set that would push the batch past its target starts a batch of its own: a point
+    // lookup then reads the key's own bytes, or one small batch, never a neighbour's large set.
+    if (this.keys.length > 0 && this.bytes + size > this.batchBytes) await this.flush();
     this.keys.push(key);
     this.sets.push(rowSet);
     this.bytes += size;
@@ -140,19 +144,15 @@ class BitmapFileWriter {
     await this.out.write(batch);
   }
 
-  /**
-   * Close bitmap.arrow; with `lookupKey`, also write the key-to-batch table there, with the
-   * checksums of bitmap.arrow's batches and footer.
-   */
-  async close(store: ObjectStore, options: { lookupKey?: string } & WritePartOptions = {}): Promise<{ bitmap: WrittenFile; lookup?: WrittenFile }> {
+  /** Close bitmap.arrow, then write its key-to-batch table at `lookupKey`, with the checksums of bitmap.arrow's batches and footer. */
+  async close(store: ObjectStore, lookupKey: string): Promise<{ bitmap: WrittenFile; lookup: WrittenFile }> {
     await this.flush();
-    const bitmap = await this.out.close(options.beforePublish);
-    if (!options.lookupKey) return { bitmap };
+    const bitmap = await this.out.close();
     if (bitmap.blocks.length !== this.lookup.length) {
       throw new IndexFileError(`internal: ${this.lookup.length} bitmap batches flushed, ${bitmap.blocks.length} written`);
     }
     const schema = lookupSchema(this.ct, bitmap.footerCrc32c);
-    const w = await IpcFileWriter.create(store, options.lookupKey, schema);
+    const w = await IpcFileWriter.create(store, lookupKey, schema);
     const u32 = (values: Uint32Array) => arrow.makeData({ type: new arrow.Uint32(), length: values.length, nullCount: 0, data: values });
     if (this.lookup.length > 0) {
       await w.write(
@@ -377,7 +377,7 @@ class BitmapTrainer implements Trainer {
     );
   }
 
-  async writePart(store: ObjectStore, key: string, metadata: Map<string, string>, options: WritePartOptions = {}): Promise<WrittenFile> {
+  async writeSegment(store: ObjectStore, dir: string, metadata: Map<string, string>): Promise<IndexFile[]> {
     const slotCount = this.slots.slotCount;
     const { order: byslot, starts } = this.entries.bySlot(slotCount);
     const entriesOf = (s: number) => {
@@ -385,12 +385,12 @@ class BitmapTrainer implements Trainer {
       for (let k = starts[s]!; k < starts[s + 1]!; k++) out.push(this.entries.entry(byslot[k]!));
       return out;
     };
-    const w = await BitmapFileWriter.create(store, key, this.ct, metadata, this.tuning);
+    const w = await BitmapFileWriter.create(store, `${dir}${BITMAP_FILE}`, this.ct, metadata, this.tuning);
     try {
       if (starts[NULL_SLOT + 1]! > starts[NULL_SLOT]!) await w.add(null, entriesOf(NULL_SLOT));
       // Every slot has rows (a slot exists because a row had its value).
       for (const s of this.slots.sortedSlots()) await w.add(this.slots.value(s), entriesOf(s));
-      return (await w.close(store, { beforePublish: options.beforePublish })).bitmap;
+      return filesOf(dir, await w.close(store, `${dir}${LOOKUP_FILE}`));
     } catch (err) {
       await w.abort();
       throw err;
@@ -457,15 +457,12 @@ async function mergeBitmaps(input: MergeInput): Promise<MergeOutput> {
   const { store, ct } = input;
   const held = new HeldBytes();
   const cmp = keyComparator(ct);
-  const sources: { reader: IpcFileReader; isPart: boolean }[] = [];
+  const sources = input.inputs;
   let writer: BitmapFileWriter | undefined;
   // Every input is verified against its checksum as it streams through (to its end, before
   // anything is published); on any failure, a damaged input is what gets reported.
   try {
-    const prev = input.previous?.find((f) => f.name === BITMAP_FILE);
-    if (prev) sources.push({ reader: checkBitmapSchema(store, await IpcFileReader.open(store, prev.key, prev), ct), isPart: false });
-    for (const p of input.parts) sources.push({ reader: checkBitmapSchema(store, p.reader, ct), isPart: true });
-
+    for (const { reader } of sources) checkBitmapSchema(store, reader, ct);
     const heap = new CursorHeap<BitmapRow>((a, b) => cmp(a.key, b.key));
     for (const [i, { reader }] of sources.entries()) {
       const what = store.describe(reader.key);
@@ -473,9 +470,7 @@ async function mergeBitmaps(input: MergeInput): Promise<MergeOutput> {
       heap.push(await c.start(), i);
     }
 
-    const outKey = `${input.outDir}/${BITMAP_FILE}`;
-    writer = await BitmapFileWriter.create(store, outKey, ct, new Map([[META.indexType, 'bitmap'], [META.column, input.column]]), input.tuning);
-    const filter = input.keepPartFragment;
+    writer = await BitmapFileWriter.create(store, `${input.outDir}${BITMAP_FILE}`, ct, new Map([[META.indexType, 'bitmap'], [META.column, input.column]]), input.tuning);
     const lastKey: (Key | undefined)[] = sources.map(() => undefined);
     while (heap.size > 0) {
       const group: { c: BatchCursor<arrow.RecordBatch, BitmapRow>; i: number }[] = [heap.pop() as never];
@@ -489,7 +484,7 @@ async function mergeBitmaps(input: MergeInput): Promise<MergeOutput> {
         }
         lastKey[i] = key;
         const set = c.row!.set;
-        const keep = sources[i]!.isPart ? filter : input.keepPreviousFragment;
+        const keep = sources[i]!.keep;
         if (group.length === 1 && !keep) passThrough = set;
         else {
           for (const e of splitEntries(set, store.describe(sources[i]!.reader.key))) {
@@ -517,19 +512,19 @@ async function mergeBitmaps(input: MergeInput): Promise<MergeOutput> {
         heap.push(c, i);
       }
     }
-    const written = await writer.close(store, { lookupKey: `${input.outDir}/${LOOKUP_FILE}` });
-    return {
-      files: [
-        { name: BITMAP_FILE, key: outKey, size: written.bitmap.size, crc32c: written.bitmap.crc32c },
-        { name: LOOKUP_FILE, key: `${input.outDir}/${LOOKUP_FILE}`, size: written.lookup!.size, crc32c: written.lookup!.crc32c },
-      ],
-      peakHeldBytes: held.peak,
-      maxInputBatchBytes: held.maxBatch,
-    };
+    return { files: filesOf(input.outDir, await writer.close(store, `${input.outDir}${LOOKUP_FILE}`)), peakHeldBytes: held.peak, maxInputBatchBytes: held.maxBatch };
   } catch (err) {
     await writer?.abort().catch(() => undefined);
-    throw await explainFailure(err, [...sources.map((s) => s.reader), ...input.parts.map((p) => p.reader)]);
+    throw await explainFailure(err, sources.map((s) => s.reader));
   }
+}
+
+/** A segment's two files as the manifest lists them. */
+function filesOf(dir: string, written: { bitmap: WrittenFile; lookup: WrittenFile }): IndexFile[] {
+  return [
+    { name: BITMAP_FILE, key: `${dir}${BITMAP_FILE}`, size: written.bitmap.size, crc32c: written.bitmap.crc32c },
+    { name: LOOKUP_FILE, key: `${dir}${LOOKUP_FILE}`, size: written.lookup.size, crc32c: written.lookup.crc32c },
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -856,6 +851,8 @@ async function openBitmapFiles(store: ObjectStore, ct: ColumnType, bitmap: Index
 export const bitmapIndex: IndexKind = {
   type: 'bitmap',
   exact: true,
+  mainFile: BITMAP_FILE,
+  fileNames: [BITMAP_FILE, LOOKUP_FILE],
   normalizeParams(): IndexParams {
     return {};
   },

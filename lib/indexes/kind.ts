@@ -3,10 +3,10 @@
  * file and one registry line). Index code never knows where files live: it only sees the
  * store contract and dataset-relative keys.
  */
-import type { QueryCache } from '../query/cache.js';
+import type { QueryCache } from '../cache.js';
 import type * as arrow from 'apache-arrow';
 import type { ColumnType, KeyValue } from '../format/column-type.js';
-import type { IpcFileReader, WrittenFile } from '../format/ipc.js';
+import type { IpcFileReader } from '../format/ipc.js';
 import type { RowSet } from '../format/rowset.js';
 import type { ObjectStore } from '../store/store.js';
 
@@ -38,24 +38,23 @@ export interface IndexFile {
   crc32c: string;
 }
 
+/** One input of a merge: a part, or a segment being compacted. */
+export interface MergeSource {
+  /** The input's main file, opened and verified against its recorded checksum as it streams. */
+  reader: IpcFileReader;
+  /** Fragments to keep from this input; undefined keeps every row (unchanged data passes through). */
+  keep?: (fragmentId: number) => boolean;
+}
+
 /** Where a merge reads from and writes to. */
 export interface MergeInput {
   store: ObjectStore;
   ct: ColumnType;
   params: IndexParams;
   column: string;
-  /** Part files, opened and validated against the plan, sorted by group id as integers. */
-  parts: { groupId: number; reader: IpcFileReader }[];
-  /** The index's files in the version being updated, if any. */
-  previous?: IndexFile[];
-  /** Fragments to take from the parts; others are dropped (already covered by `previous`). */
-  keepPartFragment: (fragmentId: number) => boolean;
-  /**
-   * Fragments to keep from `previous`, when some of its rows no longer count (fragments
-   * removed or rewritten since); undefined keeps every row, so unchanged data passes through.
-   */
-  keepPreviousFragment?: (fragmentId: number) => boolean;
-  /** Fresh directory key (no trailing slash) for the final files. */
+  /** Parts or segments, sorted so that equal keys come in fragment order; their fragments are disjoint. */
+  inputs: MergeSource[];
+  /** Directory key (with trailing slash) for the merged files. */
   outDir: string;
   tuning?: WriterTuning;
 }
@@ -83,15 +82,11 @@ export interface Trainer {
   addBatch(data: arrow.Data): void;
   endFragment(): void;
   /**
-   * Write the part file (create-only) and return what was written, with its checksums.
-   * `beforePublish` runs once the bytes are written and checksummed, before the part becomes
-   * visible (build-part records the part's checksum there).
+   * Write what was trained as a complete segment: every file of the kind, create-only, under
+   * `dir` (with trailing slash), with `metadata` on each main file's schema. Returns the files
+   * with their sizes and CRC32Cs, computed as they were written.
    */
-  writePart(store: ObjectStore, key: string, metadata: Map<string, string>, options?: WritePartOptions): Promise<WrittenFile>;
-}
-
-export interface WritePartOptions {
-  beforePublish?: (file: Omit<WrittenFile, 'key' | 'etag'>) => Promise<void>;
+  writeSegment(store: ObjectStore, dir: string, metadata: Map<string, string>): Promise<IndexFile[]>;
 }
 
 export interface IndexSearcher {
@@ -108,8 +103,12 @@ export interface IndexKind {
   /** Check and complete parameters; throws IndexParamsError. */
   normalizeParams(params: IndexParams): IndexParams;
   createTrainer(ct: ColumnType, params: IndexParams, tuning?: WriterTuning): Trainer;
-  /** Stream the parts (and the previous version) into a new version's files. */
+  /** Stream parts or segments into one segment's files. */
   merge(input: MergeInput): Promise<MergeOutput>;
+  /** The file a merge streams from each input (the others, like a lookup table, are rebuilt). */
+  readonly mainFile: string;
+  /** The names of the files every segment of this kind holds, exactly these, once each. */
+  readonly fileNames: readonly string[];
   /** Open a version's files for searching; with `cache`, what is immutable may be reused across queries. */
   open(store: ObjectStore, ct: ColumnType, files: IndexFile[], coverage: Coverage, cache?: QueryCache): Promise<IndexSearcher>;
 }

@@ -10,7 +10,7 @@ import { IndexFileError, IndexParamsError } from '../errors.js';
 import type { ObjectStore } from '../store/store.js';
 import { BatchCursor, CursorHeap, HeldBytes } from './kway.js';
 import { segmentStats } from './scan.js';
-import { META, type Condition, type Coverage, type IndexFile, type IndexKind, type IndexParams, type IndexSearcher, type MergeInput, type MergeOutput, type Trainer, type WritePartOptions, type WriterTuning } from './kind.js';
+import { META, type Condition, type Coverage, type IndexFile, type IndexKind, type IndexParams, type IndexSearcher, type MergeInput, type MergeOutput, type Trainer, type WriterTuning } from './kind.js';
 
 export const ZONEMAP_FILE = 'zonemap.arrow';
 export const DEFAULT_ROWS_PER_ZONE = 8192;
@@ -89,9 +89,9 @@ class ZoneFileWriter {
     );
   }
 
-  async close(options: WritePartOptions = {}): Promise<WrittenFile> {
+  async close(): Promise<WrittenFile> {
     await this.flush();
-    return this.out.close(options.beforePublish);
+    return this.out.close();
   }
 
   async abort(): Promise<void> {
@@ -150,11 +150,13 @@ class ZoneTrainer implements Trainer {
     this.zone = undefined;
   }
 
-  async writePart(store: ObjectStore, key: string, metadata: Map<string, string>, options: WritePartOptions = {}): Promise<WrittenFile> {
+  async writeSegment(store: ObjectStore, dir: string, metadata: Map<string, string>): Promise<IndexFile[]> {
+    const key = `${dir}${ZONEMAP_FILE}`;
     const w = await ZoneFileWriter.create(store, key, this.ct, metadata, this.tuning);
     try {
       for (const z of this.zones) await w.add(z);
-      return await w.close(options);
+      const written = await w.close();
+      return [{ name: ZONEMAP_FILE, key, size: written.size, crc32c: written.crc32c }];
     } catch (err) {
       await w.abort();
       throw err;
@@ -230,30 +232,26 @@ async function mergeZones(input: MergeInput): Promise<MergeOutput> {
   const { store, ct } = input;
   const rowsPerZone = input.params.rowsPerZone!;
   const held = new HeldBytes();
-  const sources: { reader: IpcFileReader; isPart: boolean }[] = [];
   let w: ZoneFileWriter | undefined;
   // Every input is verified against its checksum as it streams through (to its end, before
   // anything is published); on any failure, a damaged input is what gets reported.
   try {
-    const prev = input.previous?.find((f) => f.name === ZONEMAP_FILE);
-    if (prev) sources.push({ reader: await openZoneFile(store, prev.key, prev, ct, rowsPerZone), isPart: false });
-    for (const p of input.parts) sources.push({ reader: checkZoneSchema(store, p.reader, ct, rowsPerZone), isPart: true });
-
+    for (const src of input.inputs) checkZoneSchema(store, src.reader, ct, rowsPerZone);
     const order = (a: Zone, b: Zone) => a.fragmentId - b.fragmentId || a.start - b.start;
     const heap = new CursorHeap<Zone>(order);
-    for (const [i, src] of sources.entries()) {
+    for (const [i, src] of input.inputs.entries()) {
       const reader = src.reader;
       const what = store.describe(reader.key);
-      const keep = src.isPart ? input.keepPartFragment : (input.keepPreviousFragment ?? (() => true));
+      const keep = src.keep;
       const c = new BatchCursor(
         reader.batches(0)[Symbol.asyncIterator](),
-        (b: arrow.RecordBatch) => zonesOf(ct, what, b).filter((z) => keep(z.fragmentId)),
+        (b: arrow.RecordBatch) => (keep ? zonesOf(ct, what, b).filter((z) => keep(z.fragmentId)) : zonesOf(ct, what, b)),
         (b) => b.data.children.reduce((n, ch) => n + (ch.values?.byteLength ?? 0) + (ch.valueOffsets?.byteLength ?? 0), 0),
         held,
       );
       heap.push(await c.start(), i);
     }
-    const outKey = `${input.outDir}/${ZONEMAP_FILE}`;
+    const outKey = `${input.outDir}${ZONEMAP_FILE}`;
     // The metadata is set on the schema here, not taken from a batch: Lance PR #6840 lost
     // rows_per_zone exactly that way.
     const metadata = new Map([
@@ -277,7 +275,7 @@ async function mergeZones(input: MergeInput): Promise<MergeOutput> {
     return { files: [{ name: ZONEMAP_FILE, key: outKey, size: written.size, crc32c: written.crc32c }], peakHeldBytes: held.peak, maxInputBatchBytes: held.maxBatch };
   } catch (err) {
     await w?.abort().catch(() => undefined);
-    throw await explainFailure(err, [...sources.map((s) => s.reader), ...input.parts.map((p) => p.reader)]);
+    throw await explainFailure(err, input.inputs.map((s) => s.reader));
   }
 }
 
@@ -375,6 +373,8 @@ class ZoneSearcher implements IndexSearcher {
 export const zonemapIndex: IndexKind = {
   type: 'zonemap',
   exact: false,
+  mainFile: ZONEMAP_FILE,
+  fileNames: [ZONEMAP_FILE],
   normalizeParams(params: IndexParams): IndexParams {
     const rpz = params.rowsPerZone ?? DEFAULT_ROWS_PER_ZONE;
     if (!Number.isInteger(rpz) || rpz <= 0 || rpz > 0xffffffff) {

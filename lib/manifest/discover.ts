@@ -8,7 +8,7 @@
  */
 import { isFragmentKey } from '../fragments/keys.js';
 import type { ObjectInfo, ObjectStore } from '../store/store.js';
-import type { FragmentEntry, Manifest } from './manifest.js';
+import type { FragmentEntry } from './manifest.js';
 
 /** Every fragment file under `data/`, in key order. */
 export async function listFragmentFiles(store: ObjectStore): Promise<ObjectInfo[]> {
@@ -36,14 +36,14 @@ export function sameObject(entry: FragmentEntry, now: ObjectInfo): boolean {
   return entry.etag === undefined || now.etag === undefined || now.etag === entry.etag;
 }
 
-/** Compare a manifest with a listing of `data/` (from {@link listFragmentFiles}). */
-export function discover(manifest: Manifest, files: readonly ObjectInfo[]): Discovery {
+/** Compare the registered fragments (manifest.ts `allFragments`) with a listing of `data/` (from {@link listFragmentFiles}). */
+export function discover(fragments: readonly FragmentEntry[], files: readonly ObjectInfo[]): Discovery {
   const listed = new Map(files.map((f) => [f.key, f]));
   const registered = new Set<string>();
   const missing: FragmentEntry[] = [];
   const changed: Discovery['changed'] = [];
-  for (const f of manifest.fragments) {
-    if (f.removed !== undefined) continue;
+  for (const f of fragments) {
+    if (f.removed) continue;
     registered.add(f.path);
     const now = listed.get(f.path);
     if (!now) missing.push(f);

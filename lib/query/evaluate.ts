@@ -20,7 +20,8 @@ import { RoaringBitmap32, type RowSet } from '../format/rowset.js';
 import type { Condition, IndexSearcher, IndexType } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
 import { discover, listFragmentFiles } from '../manifest/discover.js';
-import { emptyManifest, listVersions, loadLatestManifest, readManifest, versionKey, type IndexEntry, type Manifest } from '../manifest/manifest.js';
+import { allFragments, coverageOf, emptyManifest, listVersions, loadLatestManifest, readManifest, registeredRanges, someFragments, versionKey, type IndexEntry, type Manifest } from '../manifest/manifest.js';
+import { has, idsOf, intersect, rangesOf, subtract, union, type IdRanges } from '../manifest/ranges.js';
 import type { ObjectStore } from '../store/store.js';
 import type { Predicate } from './ast.js';
 import { coerceComparison, coerceList, columnTypeFromSignature } from './coerce.js';
@@ -58,7 +59,8 @@ interface UsedIndex {
   entry: IndexEntry;
   ct: ColumnType;
   exact: boolean;
-  searcher?: Promise<IndexSearcher>;
+  /** One searcher per segment that covers part of the answer's universe. */
+  searchers?: Promise<IndexSearcher[]>;
 }
 
 export interface QueryOptions {
@@ -69,7 +71,8 @@ export interface QueryOptions {
   /**
    * Answer over the fragments the latest version registers, without listing `data/`: files
    * added, deleted or rewritten since the last build are not accounted for. Saves the listing
-   * (one LIST request per 1,000 fragment files on S3).
+   * (one LIST request per 1,000 fragment files on S3) and the read of the whole fragment
+   * table that comparing with it takes: only the table rows the answer names are read.
    */
   registeredOnly?: boolean;
 }
@@ -84,9 +87,15 @@ async function latestManifest(store: ObjectStore, cache: QueryCache | undefined)
   let manifest = cache.get<Manifest>(key);
   if (!manifest) {
     manifest = await readManifest(store, latest);
-    cache.set(key, manifest, 1024 + 200 * manifest.fragments.length + 200 * manifest.indexes.reduce((n, e) => n + e.fragmentIds.length + 8, 0));
+    cache.set(key, manifest, 4096 + JSON.stringify(manifest).length);
   }
   return manifest;
+}
+
+/** Whether answering `cond` needs every covered row (a complement), so the fragments' row counts. */
+function needsRows(cond: Condition | undefined): boolean {
+  if (!cond) return true; // no index: every row, inexact
+  return cond.kind === 'notNull' || (cond.kind === 'cmp' && cond.op === '!=') || (cond.kind === 'in' && cond.negated);
 }
 
 /**
@@ -102,7 +111,6 @@ export async function query(dataset: string, where: string | Predicate, options:
   // The listing starts with the manifest read: both are needed, neither waits for the other.
   const [manifest, files] = await Promise.all([latestManifest(store, options.cache), options.registeredOnly ? undefined : listFragmentFiles(store)]);
   const tree = normalize(predicate);
-  const rowsOf = new Map(manifest.fragments.map((f) => [f.id, f.rows]));
 
   // Best index per column: exact (bitmap) before AtMost (zone map).
   const used = new Map<string, UsedIndex>();
@@ -113,50 +121,63 @@ export async function query(dataset: string, where: string | Predicate, options:
   }
 
   // The fragments the answer is about: registered, not removed, and (when listed) still there.
-  const found = files ? discover(manifest, files) : undefined;
-  const gone = new Set(found?.missing.map((f) => f.id));
-  const changed = new Set(found?.changed.map((c) => c.entry.id));
-  const present = manifest.fragments.filter((f) => f.removed === undefined && !gone.has(f.id));
-  const unindexed = new Map<number, UnindexedReason>();
-  for (const f of present) {
-    if (f.failed !== undefined) unindexed.set(f.id, 'failed');
-    else if (changed.has(f.id)) unindexed.set(f.id, 'changed');
-  }
-  for (const u of used.values()) {
-    const covered = new Set(u.entry.fragmentIds);
-    for (const f of present) if (!covered.has(f.id) && !unindexed.has(f.id)) unindexed.set(f.id, 'not covered');
-  }
-  const universe = present.filter((f) => !unindexed.has(f.id)).map((f) => f.id);
-  const inUniverse = new Set(universe);
+  // Comparing with the listing needs the whole table; the registered snapshot needs only ranges.
+  const all = files ? await allFragments(store, manifest) : undefined;
+  const found = files ? discover(all!, files) : undefined;
+  const gone = rangesOf(found?.missing.map((f) => f.id) ?? []);
+  const changed = rangesOf(found?.changed.map((c) => c.entry.id) ?? []);
+  const present = subtract(subtract(registeredRanges(manifest), manifest.fragments.removed), gone);
+  const failed = intersect(present, manifest.fragments.failed);
+  const changedHere = subtract(intersect(present, changed), failed);
+  const answerable = subtract(subtract(present, failed), changedHere);
+  let notCovered: IdRanges = [];
+  for (const u of used.values()) notCovered = union(notCovered, subtract(answerable, coverageOf(u.entry)));
+  const universe = subtract(answerable, notCovered);
+  const inUniverse = (id: number) => has(universe, id);
 
-  const full = (): RowSet => {
-    const out: RowSet = new Map();
-    for (const id of universe) {
-      const rows = rowsOf.get(id)!;
-      if (rows > 0) out.set(id, RoaringBitmap32.fromRange(0, rows));
+  // Row counts of the universe's fragments, read only when an answer needs every row.
+  let rowsOf: Map<number, number> | undefined;
+  const ensureRows = async (): Promise<Map<number, number>> => {
+    if (!rowsOf) {
+      const entries = all ?? [...(await someFragments(store, manifest, idsOf(universe), options.cache)).values()];
+      rowsOf = new Map(entries.filter((f) => inUniverse(f.id)).map((f) => [f.id, f.rows]));
     }
+    return rowsOf;
+  };
+  const rowsFor = (id: number) => rowsOf?.get(id);
+
+  const full = (rows: Map<number, number>): RowSet => {
+    const out: RowSet = new Map();
+    for (const [id, n] of rows) if (n > 0) out.set(id, RoaringBitmap32.fromRange(0, n));
     return out;
   };
+
+  const searchersOf = (u: UsedIndex): Promise<IndexSearcher[]> =>
+    (u.searchers ??= Promise.all(
+      u.entry.segments
+        .map((seg) => ({ seg, ids: intersect(seg.fragments, universe) }))
+        .filter(({ ids }) => ids.length > 0)
+        .map(({ seg, ids }) => indexKind(u.entry.type).open(store, u.ct, seg.files, { fragmentIds: [...idsOf(ids)], rows: rowsFor }, options.cache)),
+    ));
 
   const evalLeaf = async (leaf: Leaf): Promise<{ set: RowSet; exact: boolean }> => {
     if (leaf.kind === 'unknown') return { set: new Map(), exact: true };
     const u = used.get(leaf.column);
-    if (!u) return { set: full(), exact: false };
+    if (!u) return { set: full(await ensureRows()), exact: false };
     let cond: Condition;
     if (leaf.kind === 'cmp') cond = coerceComparison(u.ct, leaf.column, leaf.op, leaf.value);
     else if (leaf.kind === 'in') cond = coerceList(u.ct, leaf.column, leaf.values, leaf.negated);
     else cond = { kind: leaf.kind };
     if (cond.kind === 'none') return { set: new Map(), exact: true };
-    u.searcher ??= indexKind(u.entry.type).open(
-      store,
-      u.ct,
-      u.entry.files,
-      { fragmentIds: u.entry.fragmentIds.filter((id) => inUniverse.has(id)), rows: (id) => rowsOf.get(id) },
-      options.cache,
-    );
-    const set = await (await u.searcher).search(cond);
-    // Index files may still hold rows of fragments that no longer count (removed, rewritten).
-    for (const id of set.keys()) if (!inUniverse.has(id)) set.delete(id);
+    if (needsRows(cond)) await ensureRows();
+    // Segments cover disjoint fragments: their answers add up.
+    const set: RowSet = new Map();
+    for (const searcher of await searchersOf(u)) {
+      for (const [id, bm] of await searcher.search(cond)) {
+        // Index files may still hold rows of fragments that no longer count (removed, rewritten).
+        if (inUniverse(id)) set.set(id, bm);
+      }
+    }
     return { set, exact: u.exact };
   };
 
@@ -178,16 +199,19 @@ export async function query(dataset: string, where: string | Predicate, options:
   };
 
   const { set, exact } = await evaluate(tree);
+  const answered = [...set].filter(([, bm]) => bm.size > 0).sort((a, b) => a[0] - b[0]);
+  const toScan = union(union(failed, changedHere), notCovered);
+  // The table rows the answer names: only those are read (unless the listing read them all).
+  const named = all ? new Map(all.map((f) => [f.id, f])) : await someFragments(store, manifest, [...answered.map(([id]) => id), ...idsOf(toScan)], options.cache);
   let rows = 0;
   const fragments: QueryResult['fragments'] = [];
-  for (const f of present) {
-    const bm = set.get(f.id);
-    if (!bm || bm.size === 0) continue;
+  for (const [id, bm] of answered) {
     rows += bm.size;
-    fragments.push({ id: f.id, path: f.path, ranges: toRanges(bm) });
+    fragments.push({ id, path: named.get(id)!.path, ranges: toRanges(bm) });
   }
+  const reasonOf = (id: number): UnindexedReason => (has(failed, id) ? 'failed' : has(changedHere, id) ? 'changed' : 'not covered');
   const unindexedFragments: QueryResult['unindexedFragments'] = [
-    ...present.filter((f) => unindexed.has(f.id)).map((f) => ({ id: f.id, path: f.path, reason: unindexed.get(f.id)! })),
+    ...[...idsOf(toScan)].map((id) => ({ id, path: named.get(id)!.path, reason: reasonOf(id) })),
     ...(found?.unregistered ?? []).map((o) => ({ id: null, path: o.key, reason: 'unregistered' as const })),
   ];
   return {
@@ -227,7 +251,7 @@ function isEmpty(set: RowSet): boolean {
 
 async function countReads(used: Map<string, UsedIndex>): Promise<number> {
   let n = 0;
-  for (const u of used.values()) if (u.searcher) n += (await u.searcher).reads;
+  for (const u of used.values()) if (u.searchers) for (const s of await u.searchers) n += s.reads;
   return n;
 }
 

@@ -1,19 +1,23 @@
 /**
  * Step 2 of a build (one worker per fragment group): read each fragment of the group once and
- * feed every index that needs it, then write one part file per index, create-only, each with
- * its checksum record (`<part>.crc32c`) for the merge to verify it against.
+ * feed every index that needs it, then write each index's part as a complete segment of its
+ * own (`_index/indexes/<index dir>/<buildId>-g<groupId>/`: every file of the kind, with its
+ * checksums), and record it in the build (`_index/builds/<buildId>/parts/…/<groupId>.json`).
+ * The record is written last: a part without one is an unfinished attempt, which a retry
+ * replaces. When the plan allows it (skipBadFragments), a fragment whose content turns out bad
+ * is left out of every part and listed in the records, for the commit to record as failed.
  */
 import { openDataset } from '../dataset.js';
-import { AlreadyExistsError, ColumnTypeError, FragmentChangedError, IndexFileError, ValueTooLargeError } from '../errors.js';
+import { AlreadyExistsError, ColumnTypeError, FragmentChangedError, FragmentReadError, IndexFileError, MissingColumnError, ValueTooLargeError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
-import { IpcFileReader } from '../format/ipc.js';
 import { loadArrowFileColumns } from '../fragments/arrow-columns.js';
 import { columnIndex, loadFragment } from '../fragments/reader.js';
 import { META, type Trainer, type WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
+import { listAll } from '../store/store.js';
 import { readPlan } from './plan.js';
-import { recordPartChecksum } from './part-checksum.js';
-import { BuildPartInputSchema, partKey, type BuildPartInput, type BuildPartOutput, type PlannedFragment, type PlannedIndex } from './types.js';
+import { readPartRecord } from './part-record.js';
+import { BuildPartInputSchema, partDir, partRecordKey, type BuildPartInput, type BuildPartOutput, type PartRecord, type PlannedFragment, type PlannedIndex } from './types.js';
 
 /** A fragment is read ahead, while the one before it is indexed, only up to this size. */
 const READ_AHEAD_MAX_BYTES = 64 * 1024 * 1024;
@@ -29,12 +33,17 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
     index: PlannedIndex;
     wanted: Set<number>;
     trainer?: Trainer;
+    trained: number[];
     valueType?: string;
     firstFrom?: string;
   }
   const jobs: Job[] = plan.indexes
     .filter((ix) => ix.groups.includes(group.groupId))
-    .map((index) => ({ index, wanted: new Set(index.fragmentIds), valueType: index.valueType, firstFrom: index.valueType ? `index ${index.name}` : undefined }));
+    .map((index) => ({ index, wanted: new Set(index.fragmentIds), trained: [], valueType: index.valueType, firstFrom: index.valueType ? `index ${index.name}` : undefined }));
+
+  // A retry after every record was written has nothing left to do.
+  const done = await Promise.all(jobs.map((j) => store.head(partRecordKey(plan.buildId, j.index.name, group.groupId))));
+  if (done.every((d) => d !== undefined)) return { groupId: group.groupId, rows: 0, parts: 0 };
 
   // An Arrow file registered by its footer is read column by column: only what the indexes
   // need. Anything else (or a file that cannot be projected) is read whole.
@@ -48,6 +57,7 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
     .filter((t) => t.users.length > 0);
 
   let rows = 0;
+  const failed: PartRecord['failed'] = [];
   // The next fragment is read while this one is indexed (one ahead, and only a fragment of
   // at most READ_AHEAD_MAX_BYTES: two fragments in memory at most), so reads hide behind the
   // CPU work.
@@ -63,60 +73,81 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
   for (let k = 0; k < todo.length; k++) {
     const { planned, users } = todo[k]!;
     const where = store.describe(planned.path);
-    const fragment = await (ahead ?? load(planned, users));
+    const reading = ahead ?? load(planned, users);
+    reading.catch(() => undefined);
     ahead = start(k + 1);
-    if (fragment.fingerprint !== planned.fingerprint || fragment.rows !== planned.rows) {
-      throw new FragmentChangedError(`fragment ${where} (id ${planned.id}) changed after it was registered; fragments are immutable`);
-    }
-    rows += fragment.rows;
-    for (const job of users) {
-      const { column } = job.index;
-      const col = columnIndex(fragment.schema, column, where);
-      let ct;
-      try {
-        ct = describeColumnType(column, fragment.schema.fields[col]!.type);
-      } catch (err) {
-        throw new ColumnTypeError(`${(err as Error).message} (fragment ${where})`);
+    try {
+      const fragment = await reading;
+      if (fragment.fingerprint !== planned.fingerprint || fragment.rows !== planned.rows) {
+        throw new FragmentChangedError(`fragment ${where} (id ${planned.id}) changed after it was registered; fragments are immutable`);
       }
-      if (job.valueType !== undefined && ct.signature !== job.valueType) {
-        throw new ColumnTypeError(`column '${column}' is ${ct.signature} in fragment ${where} but ${job.valueType} in ${job.firstFrom}`);
-      }
-      job.valueType ??= ct.signature;
-      job.firstFrom ??= `fragment ${where}`;
-      job.trainer ??= indexKind(job.index.type).createTrainer(ct, job.index.params, tuning);
-      try {
-        job.trainer.startFragment(planned.id, fragment.rows);
-        // By name: a projected fragment's batches hold only the columns asked for.
-        for (const batch of fragment.batches) job.trainer.addBatch(batch.getChild(column)!.data[0]!);
-        job.trainer.endFragment();
-      } catch (err) {
-        // A column too large for the kind (a bitmap over an id-like column): say which.
-        if (err instanceof ValueTooLargeError) throw new ValueTooLargeError(`index ${job.index.name} on column '${column}', fragment group ${group.groupId} (up to ${where}): ${err.message}`, { cause: err });
-        throw err;
-      }
+      // Check every index's column before feeding any: a bad fragment is left out of all of them.
+      const columns = users.map((job) => {
+        const { column } = job.index;
+        const col = columnIndex(fragment.schema, column, where);
+        let ct;
+        try {
+          ct = describeColumnType(column, fragment.schema.fields[col]!.type);
+        } catch (err) {
+          throw new ColumnTypeError(`${(err as Error).message} (fragment ${where})`);
+        }
+        if (job.valueType !== undefined && ct.signature !== job.valueType) {
+          throw new ColumnTypeError(`column '${column}' is ${ct.signature} in fragment ${where} but ${job.valueType} in ${job.firstFrom}`);
+        }
+        return ct;
+      });
+      rows += fragment.rows;
+      users.forEach((job, u) => {
+        const { column } = job.index;
+        const ct = columns[u]!;
+        job.valueType ??= ct.signature;
+        job.firstFrom ??= `fragment ${where}`;
+        job.trainer ??= indexKind(job.index.type).createTrainer(ct, job.index.params, tuning);
+        try {
+          job.trainer.startFragment(planned.id, fragment.rows);
+          // By name: a projected fragment's batches hold only the columns asked for.
+          for (const batch of fragment.batches) job.trainer.addBatch(batch.getChild(column)!.data[0]!);
+          job.trainer.endFragment();
+        } catch (err) {
+          // A column too large for the kind (a bitmap over an id-like column): say which.
+          if (err instanceof ValueTooLargeError) throw new ValueTooLargeError(`index ${job.index.name} on column '${column}', fragment group ${group.groupId} (up to ${where}): ${err.message}`, { cause: err });
+          throw err;
+        }
+        job.trained.push(planned.id);
+      });
+    } catch (err) {
+      const bad = err instanceof FragmentReadError || err instanceof MissingColumnError || err instanceof ColumnTypeError;
+      if (!(plan.skipBadFragments && bad)) throw err;
+      failed.push({ id: planned.id, path: planned.path, reason: (err as Error).message });
     }
   }
 
   let parts = 0;
   for (const job of jobs) {
-    if (!job.trainer) continue;
-    const ids = group.fragments.filter((f) => job.wanted.has(f.id)).map((f) => f.id);
-    const key = partKey(plan.buildId, job.index.name, group.groupId, job.index.type);
-    const metadata = new Map<string, string>([
-      [META.indexType, job.index.type],
-      [META.column, job.index.column],
-      [META.fragmentIds, ids.join(',')],
-    ]);
-    if (job.index.params.rowsPerZone !== undefined) metadata.set(META.rowsPerZone, String(job.index.params.rowsPerZone));
-    try {
-      await job.trainer.writePart(store, key, metadata, { beforePublish: (f) => recordPartChecksum(store, key, f) });
-    } catch (err) {
-      // A retried worker finds its own part: accept it only if it covers the same fragments.
-      if (!(err instanceof AlreadyExistsError)) throw err;
-      const existing = await IpcFileReader.open(store, key);
-      if (existing.metadata.get(META.fragmentIds) !== ids.join(',')) throw err;
+    const recordKey = partRecordKey(plan.buildId, job.index.name, group.groupId);
+    const record: PartRecord = { groupId: group.groupId, files: [], fragmentIds: job.trained, rows: 0, failed };
+    if (job.trainer && job.trained.length > 0) {
+      const dir = partDir(plan.buildId, job.index.name, group.groupId);
+      // What an earlier, unfinished attempt left (it has no record, so nothing refers to it).
+      await store.deleteMany((await listAll(store, dir)).map((o) => o.key));
+      const metadata = new Map<string, string>([
+        [META.indexType, job.index.type],
+        [META.column, job.index.column],
+        [META.fragmentIds, job.trained.join(',')],
+      ]);
+      if (job.index.params.rowsPerZone !== undefined) metadata.set(META.rowsPerZone, String(job.index.params.rowsPerZone));
+      record.files = await job.trainer.writeSegment(store, dir, metadata);
+      record.rows = job.trained.reduce((n, id) => n + group.fragments.find((f) => f.id === id)!.rows, 0);
+      parts++;
     }
-    parts++;
+    try {
+      await store.put(recordKey, new TextEncoder().encode(`${JSON.stringify(record)}\n`), { createOnly: true });
+    } catch (err) {
+      // Another attempt finished first: its part is the one that counts, if it is the same.
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      const prior = await readPartRecord(store, recordKey);
+      if (prior.fragmentIds.join(',') !== record.fragmentIds.join(',')) throw new IndexFileError(`part record ${store.describe(recordKey)} covers fragments [${prior.fragmentIds}], this attempt [${record.fragmentIds}]`);
+    }
   }
   return { groupId: group.groupId, rows, parts };
 }

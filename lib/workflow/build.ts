@@ -6,7 +6,8 @@
 import os from 'node:os';
 import { openDataset } from '../dataset.js';
 import type { WriterTuning } from '../indexes/kind.js';
-import { loadLatestManifest } from '../manifest/manifest.js';
+import { coverageOf, loadLatestManifest } from '../manifest/manifest.js';
+import { countOf } from '../manifest/ranges.js';
 import { runLocalWorkflow, WORKER_MIN_WORK_ROWS, type LocalRunOptions } from './local-engine.js';
 import type { Progress } from './plan.js';
 import type { IndexRequest } from './types.js';
@@ -23,6 +24,8 @@ export interface BuildOptions {
   skipBadFragments?: boolean;
   /** Replace workflow steps (fault injection in tests). */
   overrideStep?: LocalRunOptions['overrideStep'];
+  /** False: leave the compactions the policy asks for to a later `compact` (default: run them after the commit). */
+  compact?: boolean;
 }
 
 /** The `build --json` summary (contract.md). */
@@ -35,7 +38,11 @@ export interface BuildSummary {
   fragmentsRemoved: { id: number; path: string }[];
   /** Registered fragments whose files were rewritten (with skipBadFragments): removed, and registered again. */
   fragmentsReplaced: { id: number; path: string; reason: string }[];
-  indexes: { name: string; column: string; type: string; fragmentsCovered: number; bytes: number }[];
+  /** Fragments found bad while their parts were built (with skipBadFragments), recorded as failed. */
+  fragmentsFailedLater: { id: number; path: string; reason: string }[];
+  indexes: { name: string; column: string; type: string; fragmentsCovered: number; segments: number; bytes: number }[];
+  /** Compactions the build ran after its commit (committed, and given up because another run got there first). */
+  compaction: { committed: number; gaveUp: number; bytesWritten: number; error?: string };
   /** False when there was nothing to do. */
   changed: boolean;
 }
@@ -60,14 +67,15 @@ export async function build(options: BuildOptions): Promise<BuildSummary> {
       tuning: options.tuning,
       progress,
       overrideStep: options.overrideStep,
+      compact: options.compact,
       onStep: (e) => {
         if (e.step === 'Plan') {
           groups = e.output.groupCount;
           if (e.output.hasWork) progress({ step: 'parts', done: 0, total: groups });
-        } else {
+        } else if (e.step === 'BuildPart') {
           progress({ step: 'parts', done: ++parts, total: groups });
           if (parts === groups) progress({ step: 'merge and commit' });
-        }
+        } else progress({ step: `compacted ${e.output.index ?? 'the fragment table'}` });
       },
     },
   );
@@ -75,15 +83,30 @@ export async function build(options: BuildOptions): Promise<BuildSummary> {
   const manifest = await loadLatestManifest(store);
   const wanted = options.indexes?.length ? new Set(options.indexes.map((r) => `${r.column}_${r.type}`)) : undefined;
   const hasWork = result.kind === 'committed';
+  const compacted = result.kind === 'committed' ? result.compacted : [];
   return {
     version: manifest.version,
     fragmentsAdded: result.plan.fragmentsAdded,
     fragmentsFailed: result.plan.fragmentsFailed,
     fragmentsRemoved: result.plan.fragmentsRemoved,
     fragmentsReplaced: result.plan.fragmentsReplaced,
+    fragmentsFailedLater: result.kind === 'committed' ? result.commit.fragmentsFailedLater : [],
     changed: hasWork || result.plan.fragmentsAdded > 0 || result.plan.fragmentsRemoved.length > 0,
     indexes: manifest.indexes
       .filter((e) => !wanted || wanted.has(e.name))
-      .map((e) => ({ name: e.name, column: e.column, type: e.type, fragmentsCovered: e.fragmentIds.length, bytes: e.files.reduce((n, f) => n + f.size, 0) })),
+      .map((e) => ({
+        name: e.name,
+        column: e.column,
+        type: e.type,
+        fragmentsCovered: countOf(coverageOf(e)),
+        segments: e.segments.length,
+        bytes: e.segments.reduce((n, s) => n + s.bytes, 0),
+      })),
+    compaction: {
+      committed: compacted.reduce((n, c) => n + c.committed, 0),
+      gaveUp: compacted.reduce((n, c) => n + c.gaveUp, 0),
+      bytesWritten: compacted.reduce((n, c) => n + c.bytesWritten, 0),
+      ...(result.kind === 'committed' && result.compactionError && { error: `${result.compactionError.Error}: ${result.compactionError.Cause}` }),
+    },
   };
 }

@@ -4,8 +4,9 @@
  * state to the same step functions the Lambdas call.
  *
  * The one difference from AWS is made explicit in `localizeDefinition`: the engine does not
- * know `ItemReader`, so each Map that reads its items from S3 gets a Task in front of it
- * that reads the item list from the dataset store, and the Map iterates that list instead.
+ * know `ItemReader` or `ResultWriter`, so each Map that reads its items from S3 gets a Task in
+ * front of it that reads the item list from the dataset store, iterates that list instead,
+ * and keeps its (tiny) results in memory rather than writing them to S3.
  */
 import os from 'node:os';
 import { StateMachine } from 'aws-local-stepfunctions';
@@ -15,7 +16,7 @@ import definitionJson from './state-machine.asl.json' with { type: 'json' };
 import { throughputGcFor } from '../runtime.js';
 import { PartWorkerPool } from './part-workers.js';
 import { readPlan } from './plan.js';
-import { buildPartStep, mergeAndCommitStep, planStep, type PlanStepOutput, type StepSettings, type WorkflowInput } from './steps.js';
+import { buildPartStep, compactStep, mergeAndCommitStep, planStep, type CompactStepOutput, type PlanStepOutput, type StepSettings, type WorkflowInput } from './steps.js';
 import type { BuildPartOutput, CommitOutput } from './types.js';
 
 // aws-local-stepfunctions 3 uses Promise.withResolvers (Node 22+); Node 20 lacks it.
@@ -62,10 +63,10 @@ export function substitute(definition: Json, values: Record<string, string>): Js
 }
 
 /**
- * Rewrite a definition for aws-local-stepfunctions: every Map with an `ItemReader` loses it,
- * iterates `$.localItems` instead, and is preceded by a `<Map>ReadItems` Task (same Catch)
- * that loads the list. Transitions into the Map are redirected to that Task. Nothing else
- * changes.
+ * Rewrite a definition for aws-local-stepfunctions: every Map loses its `ResultWriter`; one
+ * with an `ItemReader` loses it, iterates `$.localItems` instead, and is preceded by a
+ * `<Map>ReadItems` Task (same Catch) that loads the list. Transitions into the Map are
+ * redirected to that Task. Nothing else changes.
  */
 export function localizeDefinition(definition: Json): Json {
   const def = structuredClone(definition);
@@ -77,7 +78,9 @@ function rewriteStates(machine: { StartAt: string; States: States }): void {
   for (const [name, state] of Object.entries(machine.States)) {
     const processor = (state.ItemProcessor ?? state.Iterator) as { StartAt: string; States: States } | undefined;
     if (processor) rewriteStates(processor);
-    if (state.Type !== 'Map' || !state.ItemReader) continue;
+    if (state.Type !== 'Map') continue;
+    delete state.ResultWriter;
+    if (!state.ItemReader) continue;
     const readerName = `${name}${READ_ITEMS_SUFFIX}`;
     delete state.ItemReader;
     state.ItemsPath = ITEMS_PATH;
@@ -118,12 +121,16 @@ export interface LocalRunOptions extends StepSettings {
    */
   workerMinWorkRows?: number;
   /** Replace a step's implementation (fault injection in tests). */
-  overrideStep?: Partial<Record<'Plan' | 'BuildPart' | 'MergeAndCommit', (input: unknown) => Promise<unknown>>>;
+  overrideStep?: Partial<Record<'Plan' | 'BuildPart' | 'MergeAndCommit' | 'CompactIndex', (input: unknown) => Promise<unknown>>>;
+  /** False: skip the compactions the policy asks for after the commit (`scalar-index compact` runs them later). Default true. */
+  compact?: boolean;
   /** Notified after each state, for progress output. */
-  onStep?: (event: { step: 'Plan'; output: PlanStepOutput } | { step: 'BuildPart'; output: BuildPartOutput }) => void;
+  onStep?: (event: { step: 'Plan'; output: PlanStepOutput } | { step: 'BuildPart'; output: BuildPartOutput } | { step: 'CompactIndex'; output: CompactStepOutput }) => void;
 }
 
-export type LocalRunResult = { kind: 'committed'; plan: PlanStepOutput; commit: CommitOutput } | { kind: 'nothing-to-do'; plan: PlanStepOutput };
+export type LocalRunResult =
+  | { kind: 'committed'; plan: PlanStepOutput; commit: CommitOutput; compacted: CompactStepOutput[]; compactionError?: { Error: string; Cause: string } }
+  | { kind: 'nothing-to-do'; plan: PlanStepOutput };
 
 /**
  * Below this much work (rows × indexes), parts are built in this thread: a worker costs more
@@ -171,6 +178,9 @@ export async function runLocalWorkflow(input: WorkflowInput, options: LocalRunOp
     Plan: options.overrideStep?.Plan ?? ((i: unknown) => planStep(i, { ...options, maxConcurrency: concurrency })),
     BuildPart: options.overrideStep?.BuildPart ?? ((i: unknown) => (pool ? pool.run(i) : buildPartStep(i, options))),
     MergeAndCommit: options.overrideStep?.MergeAndCommit ?? ((i: unknown) => mergeAndCommitStep(i, options)),
+    CompactIndex:
+      options.overrideStep?.CompactIndex ??
+      ((i: unknown) => (options.compact === false ? Promise.resolve({ index: (i as { task: { index: string | null } }).task.index, committed: 0, gaveUp: 0, bytesWritten: 0, version: 0 }) : compactStep(i, options))),
   };
   const handlers = {
     Plan: guard(async (i) => {
@@ -198,20 +208,33 @@ export async function runLocalWorkflow(input: WorkflowInput, options: LocalRunOp
       return out;
     }),
     MergeAndCommit: guard(steps.MergeAndCommit),
+    // A failed compaction does not fail the build (the state machine catches it): it is
+    // reported in the result, not thrown.
+    CompactIndex: async (i: unknown) => {
+      const out = (await steps.CompactIndex(i)) as CompactStepOutput;
+      options.onStep?.({ step: 'CompactIndex', output: out });
+      return out;
+    },
   };
 
   const execution = machine.run(input as never, {
     overrides: {
       taskResourceLocalHandlers: handlers as never,
       // Retries back off for seconds on AWS; locally, retry a transient store error quickly.
-      retryIntervalOverrides: { Plan: 100, BuildPart: 100, MergeAndCommit: 100 },
+      retryIntervalOverrides: { Plan: 100, BuildPart: 100, MergeAndCommit: 100, CompactIndex: 100 },
     },
   });
   try {
-    const output = (await execution.result) as unknown;
+    const output = (await execution.result) as unknown as { commit: CommitOutput; compacted?: CompactStepOutput[]; compactionError?: { Error: string; Cause: string } };
     if (!planned) throw new ScalarIndexError('the workflow finished without running its plan step');
     if (!planned.hasWork) return { kind: 'nothing-to-do', plan: planned };
-    return { kind: 'committed', plan: planned, commit: output as CommitOutput };
+    return {
+      kind: 'committed',
+      plan: planned,
+      commit: output.commit,
+      compacted: output.compacted ?? [],
+      ...(output.compactionError && { compactionError: output.compactionError }),
+    };
   } catch (err) {
     throw firstError ?? err;
   } finally {

@@ -1,12 +1,13 @@
 /**
- * Step 3 of a build: check the part files against the plan, then stream them (with the
- * index's current version, when there is one) into a new version's files under a fresh
- * directory. Nothing is committed here.
+ * Step 3 of a build: check the parts against the plan, and make each index's new segment from
+ * them. A build that had one group for an index commits that part as the segment as it is (it
+ * is already a complete, checksummed segment: no copy, no second pass); several parts are
+ * streamed into one new segment by the kind's k-way merge. Nothing already committed is read
+ * or rewritten: an append costs what it adds. Nothing is committed here either.
  *
- * Every input is verified against its recorded CRC32C as it streams through (parts against
- * the `<part>.crc32c` records build-part wrote, the current version against the manifest),
- * and the new files' checksums, computed as they are written, go into the merge output for
- * the commit to record.
+ * Every part is verified against its record (size and CRC32C of each file) as it streams
+ * through, and a part is taken only if it covers exactly the fragments the plan gave its
+ * group, less the ones it recorded as bad.
  */
 import { randomBytes } from 'node:crypto';
 import { openDataset } from '../dataset.js';
@@ -15,128 +16,123 @@ import { describeColumnType } from '../format/column-type.js';
 import { explainFailure, IpcFileReader } from '../format/ipc.js';
 import { META, type WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
-import { loadLatestManifest } from '../manifest/manifest.js';
 import { listAll, type ObjectStore } from '../store/store.js';
 import { readPlan } from './plan.js';
-import { readPartChecksum } from './part-checksum.js';
-import { indexFilesPrefix, MergeInputSchema, PART_CHECKSUM_SUFFIX, PART_NAME, partsPrefix, type MergedIndex, type MergeOutput, type MergeStepInput, type Plan, type PlannedIndex } from './types.js';
+import { readPartRecord } from './part-record.js';
+import { indexFilesPrefix, MergeInputSchema, PART_RECORD_NAME, partRecordsPrefix, type MergeOutput, type MergeStepInput, type NewSegment, type PartRecord, type Plan, type PlannedIndex } from './types.js';
 
 export async function merge(rawInput: MergeStepInput, tuning?: WriterTuning): Promise<MergeOutput> {
   const input = MergeInputSchema.parse(rawInput);
   const { store } = openDataset(input.dataset);
   const plan = await readPlan(store, input.buildId);
-  const manifest = await loadLatestManifest(store);
-  const merged: MergedIndex[] = [];
+  const segments: NewSegment[] = [];
+  const failed = new Map<number, { id: number; path: string; reason: string }>();
   for (const planned of plan.indexes) {
-    const base = manifest.indexes.find((e) => e.name === planned.name);
-    const covered = new Set(base?.fragmentIds ?? []);
-    const adding = planned.fragmentIds.filter((id) => !covered.has(id));
-    // A concurrent build may already have covered everything this one brings.
-    if (base && adding.length === 0) continue;
-    const parts = await checkParts(store, plan, planned);
-    // Every planned index has at least one group, and checkParts requires all of them.
-    const first = parts[0];
-    if (!first) throw new IndexFileError(`index ${planned.name}: the plan of build ${plan.buildId} lists no parts`);
-    const valueType = await partsValueType(store, parts, base?.valueType ?? planned.valueType, planned.name);
-    const ct = describeColumnType(planned.column, first.reader.schema.fields[0]!.type);
+    const records = await checkParts(store, plan, planned);
+    for (const r of records) for (const f of r.failed) failed.set(f.id, f);
+    const parts = records.filter((r) => r.files.length > 0);
+    if (parts.length === 0) continue; // every fragment it planned turned out bad
     const kind = indexKind(planned.type);
-    const outDir = `${indexFilesPrefix(planned.name)}${newVersionDir()}`;
+    const fragmentIds = parts.flatMap((p) => p.fragmentIds).sort((a, b) => a - b);
+    const rows = parts.reduce((n, p) => n + p.rows, 0);
+    const base = { name: planned.name, column: planned.column, type: planned.type, params: planned.params, fragmentIds, rows };
+    if (parts.length === 1) {
+      const only = parts[0]!;
+      const valueType = await partsValueType(store, [await openPart(store, kind.mainFile, only)], planned);
+      segments.push({ ...base, valueType, files: only.files, partDirs: [], peakHeldBytes: 0 });
+      continue;
+    }
+    const readers = await Promise.all(parts.map((p) => openPart(store, kind.mainFile, p)));
+    const valueType = await partsValueType(store, readers, planned);
+    const outDir = `${indexFilesPrefix(planned.name)}${plan.buildId}-m-${randomBytes(4).toString('hex')}/`;
     const out = await kind.merge({
       store,
-      ct,
+      ct: describeColumnType(planned.column, readers[0]!.schema.fields[0]!.type),
       params: planned.params,
       column: planned.column,
-      parts,
-      previous: base?.files,
-      keepPartFragment: (id) => !covered.has(id),
-      // Rows of fragments removed since the base was written leave the index here.
-      keepPreviousFragment: base?.staleFragmentIds?.length ? (id) => covered.has(id) : undefined,
+      inputs: readers.map((reader) => ({ reader })),
       outDir,
       tuning,
     });
-    merged.push({
-      name: planned.name,
-      column: planned.column,
-      type: planned.type,
-      params: planned.params,
-      valueType,
-      baseFiles: (base?.files ?? []).map((f) => f.key),
-      files: out.files,
-      fragmentIds: [...new Set([...covered, ...adding])].sort((a, b) => a - b),
-      peakHeldBytes: out.peakHeldBytes,
-    });
+    const partDirs = parts.map((p) => p.files[0]!.key.slice(0, p.files[0]!.key.lastIndexOf('/') + 1));
+    segments.push({ ...base, valueType, files: out.files, partDirs, peakHeldBytes: out.peakHeldBytes });
   }
-  return { dataset: input.dataset, buildId: input.buildId, merged };
+  return { dataset: input.dataset, buildId: input.buildId, segments, failed: [...failed.values()].sort((a, b) => a.id - b.id) };
 }
 
-interface PartFile {
-  groupId: number;
-  reader: IpcFileReader;
+/** A part's main file, opened with the size and checksum its record gives. */
+async function openPart(store: ObjectStore, mainFile: string, record: PartRecord): Promise<IpcFileReader> {
+  const f = record.files.find((x) => x.name === mainFile);
+  if (!f) throw new IndexFileError(`the part of group ${record.groupId} has no ${mainFile}`);
+  return IpcFileReader.open(store, f.key, { size: f.size, crc32c: f.crc32c });
 }
 
 /**
- * The parts present must be exactly the groups the plan lists for the index, each covering
- * exactly the planned fragments of its group (so no fragment is in two parts).
+ * The records present must be exactly the groups the plan lists for the index, each covering
+ * exactly the planned fragments of its group less the ones it found bad (so no fragment is in
+ * two parts), and each part's metadata must agree with its record and the plan.
  */
-async function checkParts(store: ObjectStore, plan: Plan, planned: PlannedIndex): Promise<PartFile[]> {
-  const prefix = partsPrefix(plan.buildId, planned.name);
-  const found = new Map<number, { key: string; size: number }>();
+async function checkParts(store: ObjectStore, plan: Plan, planned: PlannedIndex): Promise<PartRecord[]> {
+  const prefix = partRecordsPrefix(plan.buildId, planned.name);
+  const found = new Map<number, string>();
   for (const o of await listAll(store, prefix)) {
     const name = o.key.slice(prefix.length);
-    if (name.endsWith(PART_CHECKSUM_SUFFIX) && PART_NAME.test(name.slice(0, -PART_CHECKSUM_SUFFIX.length))) continue;
-    const m = PART_NAME.exec(name);
-    if (!m || m[2] !== planned.type) throw new IndexFileError(`unexpected file among the parts of ${planned.name}: ${store.describe(o.key)}`);
-    found.set(Number(m[1]), { key: o.key, size: o.size });
+    const m = PART_RECORD_NAME.exec(name);
+    if (!m) throw new IndexFileError(`unexpected file among the part records of ${planned.name}: ${store.describe(o.key)}`);
+    found.set(Number(m[1]), o.key);
   }
-  const expected = new Set(planned.groups);
   const missing = planned.groups.filter((g) => !found.has(g));
-  if (missing.length > 0) throw new IndexFileError(`index ${planned.name}: part files missing for group(s) ${missing.join(', ')} of build ${plan.buildId}`);
-  const extra = [...found.keys()].filter((g) => !expected.has(g));
-  if (extra.length > 0) throw new IndexFileError(`index ${planned.name}: unexpected part files for group(s) ${extra.join(', ')} not in the plan of build ${plan.buildId}`);
+  if (missing.length > 0) throw new IndexFileError(`index ${planned.name}: parts missing for group(s) ${missing.join(', ')} of build ${plan.buildId}`);
+  const extra = [...found.keys()].filter((g) => !planned.groups.includes(g));
+  if (extra.length > 0) throw new IndexFileError(`index ${planned.name}: unexpected parts for group(s) ${extra.join(', ')} not in the plan of build ${plan.buildId}`);
   const wanted = new Set(planned.fragmentIds);
-  const parts: PartFile[] = [];
+  const records: PartRecord[] = [];
+  for (const groupId of [...found.keys()].sort((a, b) => a - b)) {
+    const key = found.get(groupId)!;
+    const record = await readPartRecord(store, key);
+    const group = plan.groups.find((g) => g.groupId === groupId)!;
+    const bad = new Set(record.failed.map((f) => f.id));
+    for (const f of record.failed) {
+      if (!group.fragments.some((g) => g.id === f.id)) throw new IndexFileError(`part record ${store.describe(key)} lists fragment ${f.id} as bad, which is not in its group`);
+    }
+    const ids = group.fragments.filter((f) => wanted.has(f.id) && !bad.has(f.id)).map((f) => f.id).join(',');
+    if (record.groupId !== groupId || record.fragmentIds.join(',') !== ids) {
+      throw new IndexFileError(`part record ${store.describe(key)} covers fragments [${record.fragmentIds}], the plan says [${ids}]`);
+    }
+    records.push(record);
+  }
+  // The parts' own metadata must agree (read from footers; verified as the merge streams them).
+  const kind = indexKind(planned.type);
+  const readers: IpcFileReader[] = [];
   try {
-    for (const groupId of [...found.keys()].sort((a, b) => a - b)) {
-      const { key, size } = found.get(groupId)!;
-      // Verified against the checksum build-part recorded: at open for a small part, else
-      // as the merge streams it through, before anything is published.
-      const recorded = await readPartChecksum(store, key);
-      if (recorded.size !== size) {
-        throw new IndexFileError(`part ${store.describe(key)} is ${size} bytes, but was written as ${recorded.size} bytes (truncated or replaced)`);
-      }
-      const reader = await IpcFileReader.open(store, key, { size, crc32c: recorded.crc32c });
-      parts.push({ groupId, reader });
-      const group = plan.groups.find((g) => g.groupId === groupId)!;
-      const ids = group.fragments.filter((f) => wanted.has(f.id)).map((f) => f.id).join(',');
-      if (reader.metadata.get(META.fragmentIds) !== ids) {
-        throw new IndexFileError(`part ${store.describe(key)} covers fragments [${reader.metadata.get(META.fragmentIds)}], the plan says [${ids}]`);
+    for (const r of records.filter((x) => x.files.length > 0)) {
+      const reader = await openPart(store, kind.mainFile, r);
+      readers.push(reader);
+      if (reader.metadata.get(META.fragmentIds) !== r.fragmentIds.join(',')) {
+        throw new IndexFileError(`part ${reader.where} covers fragments [${reader.metadata.get(META.fragmentIds)}], its record says [${r.fragmentIds}]`);
       }
       if (planned.params.rowsPerZone !== undefined && reader.metadata.get(META.rowsPerZone) !== String(planned.params.rowsPerZone)) {
-        throw new IndexFileError(`part ${store.describe(key)} has rows_per_zone ${reader.metadata.get(META.rowsPerZone)}, the index has ${planned.params.rowsPerZone}`);
+        throw new IndexFileError(`part ${reader.where} has rows_per_zone ${reader.metadata.get(META.rowsPerZone)}, the index has ${planned.params.rowsPerZone}`);
       }
     }
   } catch (err) {
     // A part's footer is read before its bytes are verified: if one is damaged, say so.
-    throw await explainFailure(err, parts.map((p) => p.reader));
+    throw await explainFailure(err, readers);
   }
-  return parts;
+  return records;
 }
 
 /** All parts must hold one value type, the index's own when it already exists. */
-async function partsValueType(store: ObjectStore, parts: PartFile[], expected: string | undefined, name: string): Promise<string> {
-  let sig = expected;
+async function partsValueType(store: ObjectStore, parts: IpcFileReader[], planned: PlannedIndex): Promise<string> {
+  let sig = planned.valueType;
   try {
     for (const p of parts) {
-      const s = describeColumnType('keys', p.reader.schema.fields[0]!.type).signature;
-      if (sig !== undefined && s !== sig) throw new ColumnTypeError(`index ${name}: part ${store.describe(p.reader.key)} holds ${s} values, expected ${sig}`);
+      const s = describeColumnType('keys', p.schema.fields[0]!.type).signature;
+      if (sig !== undefined && s !== sig) throw new ColumnTypeError(`index ${planned.name}: part ${store.describe(p.key)} holds ${s} values, expected ${sig}`);
       sig ??= s;
     }
   } catch (err) {
-    throw await explainFailure(err, parts.map((p) => p.reader));
+    throw await explainFailure(err, parts);
   }
   return sig!;
-}
-
-function newVersionDir(): string {
-  return `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
 }

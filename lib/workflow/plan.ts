@@ -12,7 +12,8 @@ import { verifyContentChecksum, withContentChecksum } from '../format/json-check
 import { columnIndex, FRAGMENT_EXTENSIONS, loadFragment, type LoadedFragment } from '../fragments/reader.js';
 import { indexKind } from '../indexes/registry.js';
 import { discover, listFragmentFiles } from '../manifest/discover.js';
-import { commitManifest, isLive, loadLatestManifest, type Manifest } from '../manifest/manifest.js';
+import { allFragments, commitManifest, coverageOf, liveRanges, loadLatestManifest, type Manifest } from '../manifest/manifest.js';
+import { has, idsOf, intersect, rangesOf, subtract, union, type IdRanges } from '../manifest/ranges.js';
 import { checkKey, type ObjectStore } from '../store/store.js';
 import { itemsKey, planKey, PlanInputSchema, type Plan, type PlanGroup, type PlanInput, type PlannedIndex, type PlanOutput } from './types.js';
 
@@ -44,11 +45,11 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   checkRequestsAgainst(before, requested);
 
   // Fragments: the files under data/, against what the manifest registers.
-  const files = await listFragmentFiles(store);
-  if (files.length === 0 && before.fragments.every((f) => f.removed !== undefined)) {
+  const [files, registered] = await Promise.all([listFragmentFiles(store), allFragments(store, before)]);
+  if (files.length === 0 && registered.every((f) => f.removed)) {
     throw new FragmentReadError(`no fragment files (${FRAGMENT_EXTENSIONS.join(', ')}) under ${store.describe('data')}`);
   }
-  const found = discover(before, files);
+  const found = discover(registered, files);
   // A deleted file (by a person or a lifecycle rule) is recorded as removed: its rows leave
   // the answers at once and the indexes at their next merge. Never an error.
   const removed = found.missing.map((f) => ({ id: f.id, path: f.path }));
@@ -141,14 +142,15 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
   }
 
   // What each index still needs.
-  const fragmentById = new Map(manifest.fragments.map((f) => [f.id, f]));
+  const fragments = await allFragments(store, manifest);
+  const fragmentById = new Map(fragments.map((f) => [f.id, f]));
+  const live = liveRanges(manifest);
   const indexes: PlannedIndex[] = [];
   const needed = new Set<number>();
   for (const t of targets) {
     const name = indexName(t.column, t.type);
     const existing = manifest.indexes.find((e) => e.name === name);
-    const covered = new Set(existing?.fragmentIds ?? []);
-    const fragmentIds = manifest.fragments.filter((f) => !covered.has(f.id) && isLive(f)).map((f) => f.id);
+    const fragmentIds = [...idsOf(subtract(live, existing ? coverageOf(existing) : []))];
     // Nothing to add (or, for a new index, nothing to take its value type from yet).
     if (fragmentIds.length === 0) continue;
     fragmentIds.forEach((id) => needed.add(id));
@@ -193,7 +195,8 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
     buildId,
     createdAt: new Date().toISOString(),
     baseVersion: manifest.version,
-    fragmentsAdded: manifest.fragments.length - before.fragments.length,
+    fragmentsAdded: fragments.length - registered.length,
+    skipBadFragments: input.skipBadFragments ?? false,
     indexes,
     groups,
   };
@@ -290,30 +293,19 @@ function describeChange(entry: { size: number; etag?: string }, now: { size: num
 /**
  * Register `loaded` and mark the fragments `gone` (deleted or rewritten) as removed, on top of
  * whatever the latest version holds (this runs again on every rebase). A removed fragment
- * leaves every index's coverage at once; its rows stay in the index files, listed as stale,
- * until the next merge of that index drops them.
+ * leaves every segment's coverage at once; its rows stay in the segment's files, listed as
+ * stale, until a compaction drops them.
  */
-function registerFragments(latest: Manifest, loaded: Map<string, RegisteringFragment>, gone: readonly number[], store: ObjectStore): Manifest | null {
+async function registerFragments(latest: Manifest, loaded: Map<string, RegisteringFragment>, gone: readonly number[], store: ObjectStore): Promise<Manifest | null> {
   let changed = 0;
-  const now = new Date().toISOString();
-  const removing = new Set<number>();
-  for (const id of gone) {
-    const f = latest.fragments.find((x) => x.id === id);
-    // A concurrent build may have recorded it already.
-    if (!f || f.removed !== undefined) continue;
-    f.removed = now;
-    removing.add(id);
-    changed++;
+  const fragments = await allFragments(store, latest);
+  const removing = gone.filter((id) => fragments.some((f) => f.id === id && !f.removed));
+  if (removing.length > 0) {
+    markGone(latest, rangesOf(removing), 'removed');
+    changed += removing.length;
   }
-  if (removing.size > 0) {
-    for (const ix of latest.indexes) {
-      const dropped = ix.fragmentIds.filter((id) => removing.has(id));
-      if (dropped.length === 0) continue;
-      ix.fragmentIds = ix.fragmentIds.filter((id) => !removing.has(id));
-      ix.staleFragmentIds = [...new Set([...(ix.staleFragmentIds ?? []), ...dropped])].sort((a, b) => a - b);
-    }
-  }
-  const have = new Map(latest.fragments.filter((f) => f.removed === undefined).map((f) => [f.path, f]));
+  const have = new Map(fragments.filter((f) => !f.removed && !removing.includes(f.id)).map((f) => [f.path, f]));
+  const failed: number[] = [];
   for (const [path, meta] of [...loaded].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const prior = have.get(path);
     if (prior) {
@@ -324,18 +316,46 @@ function registerFragments(latest: Manifest, loaded: Map<string, RegisteringFrag
       continue;
     }
     if (latest.nextFragmentId > 0xffffffff) throw new FragmentChangedError('fragment ids exhausted (u32)');
-    latest.fragments.push({
-      id: latest.nextFragmentId++,
+    const id = latest.nextFragmentId++;
+    (latest.unwritten ??= []).push({
+      id,
       path,
       size: meta.size,
       rows: meta.rows,
       fingerprint: meta.fingerprint,
       ...(meta.etag !== undefined && { etag: meta.etag }),
-      ...(meta.failed && { failed: meta.failed }),
+      ...(meta.failed !== undefined && { failed: meta.failed }),
     });
+    if (meta.failed !== undefined) failed.push(id);
     changed++;
   }
+  latest.fragments.failed = union(latest.fragments.failed, rangesOf(failed));
   return changed > 0 ? latest : null;
+}
+
+/**
+ * Record `ids` as removed (their files are gone) or failed (their content is bad), and take
+ * them out of every segment's coverage: their rows stay in the files, as stale, until a
+ * compaction drops them.
+ */
+export function markGone(m: Manifest, ids: IdRanges, as: 'removed' | 'failed'): void {
+  if (as === 'removed') {
+    m.fragments.removed = union(m.fragments.removed, ids);
+    m.fragments.failed = subtract(m.fragments.failed, ids);
+    m.fragments.failures = m.fragments.failures.filter((f) => !has(ids, f.id));
+  } else {
+    m.fragments.failed = union(m.fragments.failed, ids);
+  }
+  for (const ix of m.indexes) {
+    for (const seg of ix.segments) {
+      const dropped = intersect(seg.fragments, ids);
+      if (dropped.length === 0) continue;
+      seg.fragments = subtract(seg.fragments, dropped);
+      seg.stale = union(seg.stale ?? [], dropped);
+    }
+    // A segment whose fragments are all gone no longer answers for anything.
+    ix.segments = ix.segments.filter((seg) => seg.fragments.length > 0);
+  }
 }
 
 /**

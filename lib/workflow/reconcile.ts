@@ -3,24 +3,27 @@
  * that a build is started for them even when every event-started attempt failed, an event was
  * lost, or a fragment landed while a build was running.
  *
- * `needsBuild` is the one place that reads the manifest for this decision; it uses only the
- * latest manifest's fragment paths, ids and `failed` marks, each index's covered ids, and a
- * listing of `data/`.
+ * `needsBuild` is the one place that reads the manifest for this decision: the latest
+ * manifest's fragments and coverage against a listing of `data/` (discover.ts).
  */
 import { openDataset } from '../dataset.js';
 import { isFragmentKey } from '../fragments/keys.js';
-import { loadLatestManifest } from '../manifest/manifest.js';
+import { discover, listFragmentFiles } from '../manifest/discover.js';
+import { allFragments, coverageOf, loadLatestManifest } from '../manifest/manifest.js';
+import { has } from '../manifest/ranges.js';
 import type { ObjectStore } from '../store/store.js';
 import { datasetRootOf, executionName, type DatasetRoot } from './trigger.js';
 
 export interface BuildNeed {
-  /** Fragment files under `data/` that no manifest version registers. */
+  /** Fragment files under `data/` that no manifest version registers (or that were rewritten since). */
   unregistered: number;
   /**
-   * Registered fragments (not marked failed) that some defined index does not cover: a build
-   * registered them and then failed, or is still running.
+   * Registered fragments (not failed, not removed) that some defined index does not cover: a
+   * build registered them and then failed, or is still running.
    */
   uncovered: number;
+  /** Registered fragments whose files are gone: a build records them as removed. */
+  gone: number;
 }
 
 export interface NeedsBuildOptions {
@@ -32,32 +35,30 @@ export interface NeedsBuildOptions {
 }
 
 /**
- * Whether a dataset has fragments that a build would register or index.
+ * Whether a dataset has fragments that a build would register, index or record as removed.
  *
  * @example
  * const { store } = openDataset('s3://bucket/datasets/sales');
- * await needsBuild(store) // { unregistered: 2, uncovered: 0 }: two new files under data/
+ * await needsBuild(store) // { unregistered: 2, uncovered: 0, gone: 0 }: two new files under data/
  */
 export async function needsBuild(store: ObjectStore, options: NeedsBuildOptions = {}): Promise<BuildNeed> {
   const manifest = await loadLatestManifest(store);
   const settled = (o: { lastModified?: Date }) => !options.settledBefore || !o.lastModified || o.lastModified < options.settledBefore;
-  const listed = new Map<string, { lastModified?: Date }>();
-  for await (const o of store.list('data/')) if (isFragmentKey(o.key)) listed.set(o.key, o);
-
-  const registered = new Set(manifest.fragments.map((f) => f.path));
-  let unregistered = 0;
-  for (const [key, o] of listed) if (!registered.has(key) && settled(o)) unregistered++;
-
-  const covered = manifest.indexes.map((ix) => new Set(ix.fragmentIds));
+  const [files, fragments] = await Promise.all([listFragmentFiles(store), allFragments(store, manifest)]);
+  const found = discover(fragments, files);
+  const unregistered = [...found.unregistered, ...found.changed.map((c) => c.now)].filter(settled).length;
+  const changed = new Set(found.changed.map((c) => c.entry.id));
+  const gone = new Set(found.missing.map((f) => f.id));
+  const coverage = manifest.indexes.map(coverageOf);
+  const listed = new Map(files.map((o) => [o.key, o]));
   let uncovered = 0;
-  for (const f of manifest.fragments) {
-    if (f.failed) continue;
-    const o = listed.get(f.path);
-    // A registered fragment that is gone makes every build fail; a build is no help there.
-    if (!o || !settled(o)) continue;
-    if (covered.some((ids) => !ids.has(f.id))) uncovered++;
+  for (const f of fragments) {
+    if (f.failed !== undefined || f.removed || changed.has(f.id) || gone.has(f.id)) continue;
+    // A young one is most likely being indexed by the build that registered it.
+    if (!settled(listed.get(f.path) ?? {})) continue;
+    if (coverage.some((c) => !has(c, f.id))) uncovered++;
   }
-  return { unregistered, uncovered };
+  return { unregistered, uncovered, gone: gone.size };
 }
 
 /**

@@ -12,7 +12,8 @@ import { buildPart } from './build-part.js';
 import { commit } from './commit.js';
 import { merge } from './merge.js';
 import { plan, type Progress } from './plan.js';
-import { BuildPartInputSchema, IndexRequestSchema, type BuildPartOutput, type CommitOutput } from './types.js';
+import { compact } from './compact.js';
+import { buildPrefix, BuildPartInputSchema, IndexRequestSchema, type BuildPartOutput, type CommitOutput, type CompactionTask } from './types.js';
 
 /** Settings a deployment fixes (Lambda environment, CLI flags), not the execution input. */
 export interface StepSettings {
@@ -64,6 +65,8 @@ export interface PlanStepOutput {
   maxConcurrency: number;
   /** The Distributed Map's ItemReader source: the group list in S3 (null for a local dataset). */
   items: { bucket: string; key: string } | null;
+  /** Where the Distributed Map's ResultWriter puts the child results, under the build's prefix (null for a local dataset). */
+  results: { bucket: string; prefix: string } | null;
   /** The group list's dataset-relative key (what the local engine reads). */
   itemsKey: string;
 }
@@ -92,9 +95,12 @@ export async function planStep(input: unknown, settings: StepSettings = {}): Pro
     settings.progress,
   );
   let items: PlanStepOutput['items'] = null;
+  let results: PlanStepOutput['results'] = null;
   if (/^s3:\/\//i.test(dataset)) {
     const { bucket, prefix } = parseS3Uri(dataset);
-    items = { bucket, key: prefix ? `${prefix}/${out.itemsKey}` : out.itemsKey };
+    const at = (key: string) => (prefix ? `${prefix}/${key}` : key);
+    items = { bucket, key: at(out.itemsKey) };
+    results = { bucket, prefix: at(`${buildPrefix(out.buildId)}map-results`) };
   }
   return {
     dataset,
@@ -109,6 +115,7 @@ export async function planStep(input: unknown, settings: StepSettings = {}): Pro
     baseVersion: out.baseVersion,
     maxConcurrency: Math.max(1, Math.min(10_000, settings.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY)),
     items,
+    results,
     itemsKey: out.itemsKey,
   };
 }
@@ -117,9 +124,49 @@ export async function buildPartStep(input: unknown, settings: StepSettings = {})
   return buildPart(parseInput(BuildPartInputSchema, input, 'build-part', settings), settings.tuning);
 }
 
-/** Merge every part into new index files and commit them (rebasing if another build won). */
+/** Make each index's new segment from its parts and commit them (rebasing if another build won). */
 export async function mergeAndCommitStep(input: unknown, settings: StepSettings = {}): Promise<CommitOutput> {
   const { dataset, buildId } = parseInput(MergeStepInputSchema, input, 'merge', settings);
   const merged = await merge({ dataset, buildId }, settings.tuning);
-  return commit(merged, settings.tuning);
+  return commit(merged);
+}
+
+export const CompactStepInputSchema = z.object({
+  dataset: z.string().min(1),
+  task: z.object({ index: z.string().min(1).nullable(), inputs: z.array(z.string().min(1)).min(1).max(1000) }),
+});
+
+/** What a compaction step returns to the state machine. */
+export interface CompactStepOutput {
+  index: string | null;
+  /** Compactions run and committed, and ones given up (inputs already compacted elsewhere). */
+  committed: number;
+  gaveUp: number;
+  bytesWritten: number;
+  version: number;
+}
+
+/** Compactions one step runs at most, following the policy on the same index (a cascade through tiers). */
+export const MAX_COMPACTIONS_PER_STEP = 8;
+
+/**
+ * Run a compaction task, then whatever the policy asks for next on the same index (or table),
+ * until it asks for nothing, another run got there first, or MAX_COMPACTIONS_PER_STEP ran.
+ */
+export async function compactStep(input: unknown, settings: StepSettings = {}): Promise<CompactStepOutput> {
+  const { dataset, task } = parseInput(CompactStepInputSchema, input, 'compact', settings);
+  const out: CompactStepOutput = { index: task.index, committed: 0, gaveUp: 0, bytesWritten: 0, version: 0 };
+  let next: CompactionTask | undefined = task;
+  for (let i = 0; next && i < MAX_COMPACTIONS_PER_STEP; i++) {
+    const r = await compact(dataset, next, settings.tuning);
+    out.version = r.version;
+    if (!r.committed) {
+      out.gaveUp++;
+      break;
+    }
+    out.committed++;
+    out.bytesWritten += r.bytesWritten;
+    next = r.next;
+  }
+  return out;
 }

@@ -70,6 +70,12 @@ export interface Plan {
   /** Manifest version after fragment registration. */
   baseVersion: number;
   fragmentsAdded: number;
+  /**
+   * Fragments whose content turns out bad while parts are built (registration reads only
+   * footers) are left out of their part and recorded as failed at commit, instead of failing
+   * the build.
+   */
+  skipBadFragments: boolean;
   indexes: PlannedIndex[];
   groups: PlanGroup[];
 }
@@ -113,31 +119,69 @@ export interface BuildPartOutput {
 export const MergeInputSchema = z.object({ dataset: z.string().min(1), buildId: z.string().min(1) });
 export type MergeStepInput = z.infer<typeof MergeInputSchema>;
 
-export interface MergedIndex {
+/** A file of a segment (or of a part, which is a complete segment of one group). */
+export interface SegmentFile {
+  name: string;
+  key: string;
+  size: number;
+  crc32c: string;
+}
+
+/**
+ * What build-part records for an index's part once its files are written
+ * (`_index/builds/<buildId>/parts/<index dir>/<groupId>.json`, create-only): the part's files
+ * with their checksums, the fragments it covers, and the fragments of its group it left out
+ * because their content was bad (skipBadFragments).
+ */
+export interface PartRecord {
+  groupId: number;
+  files: SegmentFile[];
+  fragmentIds: number[];
+  rows: number;
+  failed: { id: number; path: string; reason: string }[];
+}
+
+/** The new segment a build made for one index: a part as it is, or the merge of its parts. */
+export interface NewSegment {
   name: string;
   column: string;
   type: 'zonemap' | 'bitmap';
   params: { rowsPerZone?: number };
   valueType: string;
-  /** Keys of the files the merge started from (empty for a new index). */
-  baseFiles: string[];
-  /** The new version's files, with the CRC32C computed as each was written. */
-  files: { name: string; key: string; size: number; crc32c: string }[];
+  files: SegmentFile[];
+  /** Fragments the segment's files hold. */
   fragmentIds: number[];
+  rows: number;
+  /** Part directories the merge read and the commit no longer needs (empty when a part became the segment). */
+  partDirs: string[];
   peakHeldBytes: number;
 }
 
 export interface MergeOutput {
   dataset: string;
   buildId: string;
-  merged: MergedIndex[];
+  segments: NewSegment[];
+  /** Fragments found bad while building parts, to record as failed. */
+  failed: { id: number; path: string; reason: string }[];
+}
+
+/** One compaction to run: merge these segments of an index (or these fragment table chunks). */
+export interface CompactionTask {
+  /** An index name, or `null` for the fragment table. */
+  index: string | null;
+  /** Segment ids (or chunk keys) to merge. */
+  inputs: string[];
 }
 
 export interface CommitOutput {
   version: number;
   committed: boolean;
   fragmentsAdded: number;
-  indexes: { name: string; column: string; type: string; fragmentsCovered: number; bytes: number }[];
+  indexes: { name: string; column: string; type: string; fragmentsCovered: number; segments: number; bytes: number }[];
+  /** Fragments found bad while their parts were built, now recorded as failed (at most 20, for the state payload). */
+  fragmentsFailedLater: { id: number; path: string; reason: string }[];
+  /** What the compaction policy asks for after this commit (the workflow runs it next). */
+  compaction: { needed: boolean; tasks: CompactionTask[] };
 }
 
 export const buildPrefix = (buildId: string) => `_index/builds/${buildId}/`;
@@ -156,16 +200,12 @@ export function indexDirName(name: string): string {
   return `${stem}-${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
 }
 
-export const partKey = (buildId: string, index: string, groupId: number, type: string) =>
-  `${buildPrefix(buildId)}${indexDirName(index)}/part_${groupId}_${type}.arrow`;
-export const partsPrefix = (buildId: string, index: string) => `${buildPrefix(buildId)}${indexDirName(index)}/`;
-/** Where a merge writes an index's new files: a fresh directory per merge. */
+/** Where build-part writes an index's part for a group: a segment directory of its own. */
+export const partDir = (buildId: string, index: string, groupId: number) => `${indexFilesPrefix(index)}${buildId}-g${groupId}/`;
+/** Where build-part records a finished part. */
+export const partRecordsPrefix = (buildId: string, index: string) => `${buildPrefix(buildId)}parts/${indexDirName(index)}/`;
+export const partRecordKey = (buildId: string, index: string, groupId: number) => `${partRecordsPrefix(buildId, index)}${groupId}.json`;
+/** The name of a part record under partRecordsPrefix: its group id. */
+export const PART_RECORD_NAME = /^(0|[1-9][0-9]{0,9})\.json$/;
+/** Where a merge or compaction writes an index's files: a fresh directory each time. */
 export const indexFilesPrefix = (index: string) => `_index/indexes/${indexDirName(index)}/`;
-export const PART_NAME = /^part_(0|[1-9][0-9]{0,9})_(zonemap|bitmap)\.arrow$/;
-/**
- * A part's checksum record, `<part key>.crc32c`: JSON `{"size": n, "crc32c": "<base64>"}`,
- * written create-only by build-part after the part's bytes are checksummed and before the
- * part is published, so every visible part has one. The merge verifies the part against it.
- */
-export const PART_CHECKSUM_SUFFIX = '.crc32c';
-export const partChecksumKey = (partKey: string) => `${partKey}${PART_CHECKSUM_SUFFIX}`;

@@ -67,6 +67,7 @@
 import { UsageError } from '../errors.js';
 import { openDataset } from '../dataset.js';
 import { readManifest, versionOfKey, VERSIONS_PREFIX, type Manifest } from '../manifest/manifest.js';
+import { FRAGMENTS_PREFIX } from '../manifest/fragment-table.js';
 import { LOCAL_TEMP_PREFIX } from '../store/local.js';
 import type { ObjectInfo, ObjectStore } from '../store/store.js';
 import type { Progress } from './plan.js';
@@ -117,6 +118,8 @@ export interface VacuumResult {
     indexDirs: string[];
     /** Dataset-relative prefixes `_index/builds/<buildId>/`, sorted. */
     builds: string[];
+    /** Fragment table chunks no retained version references (`_index/fragments/…`), sorted. */
+    fragmentChunks: string[];
     /** Staged files a killed writer left (`_index/tmp/…`), sorted. */
     temp: string[];
   };
@@ -200,6 +203,8 @@ export async function vacuum(options: VacuumOptions): Promise<VacuumResult> {
   const referencedDirs = new Set([...referenced].map((k) => dirOf(k)).filter((d): d is string => d !== undefined));
   let staleDirs = dirs.filter((d) => isOld(d.newest) && !referencedDirs.has(d.prefix) && !d.keys.some((k) => referenced.has(k)));
   const staleBuilds = builds.filter((b) => isOld(b.newest));
+  // Fragment table chunks: each is referenced, or was written by a registration that lost its race.
+  let staleChunks = (await listAllInfo(store, FRAGMENTS_PREFIX)).filter((o) => isOld(o.lastModified?.getTime()) && !referenced.has(o.key));
   // A writer publishes within seconds of staging; one staged before the cutoff was killed.
   const staleTemp = [...(await listAllInfo(store, TEMP_PREFIX)), ...versionDirLeftovers(await listAllInfo(store, VERSIONS_PREFIX))].filter((o) =>
     isOld(o.lastModified?.getTime()),
@@ -215,6 +220,7 @@ export async function vacuum(options: VacuumOptions): Promise<VacuumResult> {
       if (d !== undefined) referencedDirs.add(d);
     }
     staleDirs = staleDirs.filter((d) => !referencedDirs.has(d.prefix) && !d.keys.some((k) => referenced.has(k)));
+    staleChunks = staleChunks.filter((o) => !referenced.has(o.key));
   }
 
   const result: VacuumResult = {
@@ -222,18 +228,23 @@ export async function vacuum(options: VacuumOptions): Promise<VacuumResult> {
       versions: expired.map((v) => v.version),
       indexDirs: staleDirs.map((d) => d.prefix),
       builds: staleBuilds.map((b) => b.prefix),
+      fragmentChunks: staleChunks.map((o) => o.key).sort(),
       temp: staleTemp.map((o) => o.key).sort(),
     },
-    objects: expired.length + staleDirs.reduce((n, d) => n + d.keys.length, 0) + staleBuilds.reduce((n, b) => n + b.keys.length, 0) + staleTemp.length,
+    objects: expired.length + staleDirs.reduce((n, d) => n + d.keys.length, 0) + staleBuilds.reduce((n, b) => n + b.keys.length, 0) + staleChunks.length + staleTemp.length,
     bytes:
-      expired.reduce((n, v) => n + v.size, 0) + staleDirs.reduce((n, d) => n + d.bytes, 0) + staleBuilds.reduce((n, b) => n + b.bytes, 0) + staleTemp.reduce((n, o) => n + o.size, 0),
+      expired.reduce((n, v) => n + v.size, 0) +
+      staleDirs.reduce((n, d) => n + d.bytes, 0) +
+      staleBuilds.reduce((n, b) => n + b.bytes, 0) +
+      staleChunks.reduce((n, o) => n + o.size, 0) +
+      staleTemp.reduce((n, o) => n + o.size, 0),
     dryRun,
     retainedVersions: [...retained.map((v) => v.version), ...newer.map((v) => v.version)],
   };
   if (dryRun) return result;
 
   // 3. Delete: versions oldest-first, then directories, then builds.
-  const keys = [...expired.map((v) => v.key), ...staleDirs.flatMap((d) => d.keys), ...staleBuilds.flatMap((b) => b.keys), ...staleTemp.map((o) => o.key)];
+  const keys = [...expired.map((v) => v.key), ...staleDirs.flatMap((d) => d.keys), ...staleBuilds.flatMap((b) => b.keys), ...staleChunks.map((o) => o.key), ...staleTemp.map((o) => o.key)];
   let done = 0;
   if (keys.length > 0) progress({ step: 'deleting', done, total: keys.length });
   for (let i = 0; i < keys.length; i += batchSize) {
@@ -279,7 +290,8 @@ async function readReferences(store: ObjectStore, versions: readonly VersionObje
     while (next < versions.length) {
       const v = versions[next++]!;
       const manifest: Manifest = await readManifest(store, v.version);
-      for (const ix of manifest.indexes) for (const f of ix.files) into.add(f.key);
+      for (const ix of manifest.indexes) for (const seg of ix.segments) for (const f of seg.files) into.add(f.key);
+      for (const c of manifest.fragments.chunks) into.add(c.key);
       progress({ step: 'reading retained versions', done: ++done, total: versions.length });
     }
   };

@@ -27,6 +27,7 @@ import { FragmentChangedError, FragmentReadError } from '../../lib/errors.js';
 import { loadArrowFileColumns, type ProjectedFragment } from '../../lib/fragments/arrow-columns.js';
 import { decodeFragment, fingerprintBytes, type LoadedFragment } from '../../lib/fragments/reader.js';
 import { listVersions, loadLatestManifest } from '../../lib/manifest/manifest.js';
+import { fragmentsOf } from '../support/manifest.js';
 import { query } from '../../lib/query/evaluate.js';
 import { LocalStore } from '../../lib/store/local.js';
 import { S3Store } from '../../lib/store/s3.js';
@@ -633,13 +634,16 @@ describe('in a build', () => {
     const original = fragmentBytes(COLS, rowsOf(21, 1), { batchRows: 5, format: 'file' });
     await store.put('data/a.arrow', fragmentBytes(COLS, rowsOf(30, 0), { batchRows: 8, format: 'file' }));
     await store.put('data/b.arrow', original);
+    // A whole-second modification time, so that putting it back after a swap is exact.
+    const registeredAt = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+    fs.utimesSync(store.describe('data/b.arrow'), registeredAt, registeredAt);
     await build({ dataset: root, concurrency: 1 });
-    const registered = await loadLatestManifest(store);
-    expect(registered.fragments.map((f) => [f.path, f.rows])).toEqual([
+    const registered = await fragmentsOf(store, await loadLatestManifest(store));
+    expect(registered.map((f) => [f.path, f.rows])).toEqual([
       ['data/a.arrow', 30],
       ['data/b.arrow', 21],
     ]);
-    expect(registered.fragments.every((f) => f.fingerprint.startsWith('arrowfile:'))).toBe(true);
+    expect(registered.every((f) => f.fingerprint.startsWith('arrowfile:'))).toBe(true);
     const versions = await listVersions(store);
     const where = store.describe('data/b.arrow');
     const failBuild = () => build({ dataset: root, concurrency: 1, indexes: [{ column: 'k', type: 'bitmap' }] }).then(() => undefined, (e: unknown) => e);
@@ -647,11 +651,9 @@ describe('in a build', () => {
     // A replacement the plan cannot see (same size, and the registered modification time put
     // back, as when a file is swapped between plan and build-part): only build-part's check
     // of the footer, after projecting, can tell.
-    const file = store.describe('data/b.arrow');
-    const { atime, mtime } = fs.statSync(file);
     const swap = async (bytes: Uint8Array) => {
       await store.put('data/b.arrow', bytes);
-      fs.utimesSync(file, atime, mtime);
+      fs.utimesSync(store.describe('data/b.arrow'), registeredAt, registeredAt);
     };
     // Same size, one more row in one batch: only the footer tells.
     const replacement = sameSizeOtherLayout(original.byteLength, 1);
@@ -722,9 +724,9 @@ describe('in a build', () => {
         await build({ dataset: parquetRoot, indexes, concurrency: 1 });
         expect(projectionSpy).not.toHaveBeenCalled();
 
-        const ma = await loadLatestManifest(new LocalStore(arrowRoot));
-        const mp = await loadLatestManifest(new LocalStore(parquetRoot));
-        expect(ma.fragments.map((f) => f.rows)).toEqual(mp.fragments.map((f) => f.rows));
+        const fa = await fragmentsOf(new LocalStore(arrowRoot), await loadLatestManifest(new LocalStore(arrowRoot)));
+        const fp = await fragmentsOf(new LocalStore(parquetRoot), await loadLatestManifest(new LocalStore(parquetRoot)));
+        expect(fa.map((f) => f.rows)).toEqual(fp.map((f) => f.rows));
         const strip = (r: Awaited<ReturnType<typeof query>>) => ({
           exact: r.exact,
           rows: r.rows,

@@ -5,6 +5,7 @@
  * trigger, whose execution input is plan.json. build-part.json and merge.json then finish that
  * build.
  */
+import type { CommitOutput } from '../../lib/workflow/types.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -86,7 +87,7 @@ describe('sample events', () => {
     const planned = await plan(input, fakeContext('plan'));
     expect(planned).toMatchObject({ dataset: SALES, hasWork: true, fragmentsAdded: 1 });
     await buildAllParts(planned, { dataset: SALES, buildId: planned.buildId, groupId: 0 });
-    const committed = await merge({ dataset: planned.dataset, buildId: planned.buildId }, fakeContext('merge'));
+    const committed = (await merge({ dataset: planned.dataset, buildId: planned.buildId }, fakeContext('merge'))) as CommitOutput;
     expect(committed.indexes.map((i) => i.name)).toEqual(['region_bitmap', 'price_zonemap']);
   });
 
@@ -114,7 +115,7 @@ describe('sample events', () => {
     const mergeSample = sample<Record<string, unknown>>('merge.json');
     expect(MergeStepInputSchema.parse(mergeSample)).toEqual(mergeSample);
     expect(mergeSample.buildId).toBe(partSample.buildId);
-    const committed = await merge({ ...mergeSample, buildId: planned.buildId }, fakeContext('merge'));
+    const committed = (await merge({ ...mergeSample, buildId: planned.buildId }, fakeContext('merge'))) as CommitOutput;
     expect(committed).toMatchObject({ committed: true, fragmentsAdded: 1 });
     expect(committed.indexes.map((i) => [i.name, i.fragmentsCovered])).toEqual([
       ['region_bitmap', 2],

@@ -4,6 +4,7 @@
  * Distributed Map's ItemReader), then MergeAndCommit with `{dataset, buildId}`. The resulting
  * index must answer like a brute-force scan; errors must keep the names Retry/Catch match.
  */
+import type { CommitOutput } from '../../lib/workflow/types.js';
 import type { Context } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -83,7 +84,7 @@ async function runWorkflow(input: unknown) {
   const items = JSON.parse(new TextDecoder().decode(await new S3Store({ bucket: planned.items!.bucket, prefix: '' }).read(planned.items!.key))) as unknown[];
   expect(items).toHaveLength(planned.groupCount);
   for (const item of items) await buildPart(item, fakeContext('build-part'));
-  const committed = await merge({ dataset: planned.dataset, buildId: planned.buildId }, fakeContext('merge'));
+  const committed = (await merge({ dataset: planned.dataset, buildId: planned.buildId }, fakeContext('merge'))) as CommitOutput;
   return { planned, items, committed };
 }
 

@@ -40,9 +40,9 @@ describe('bitmap part memory', () => {
     trainer.startFragment(0, n);
     trainer.addBatch(arrow.makeData({ type: new arrow.Int64(), length: n, nullCount: 0, data: BigInt64Array.from({ length: n }, (_, i) => BigInt(i) * 7919n) }) as arrow.Data);
     trainer.endFragment();
-    const written = await trainer.writePart(new LocalStore(tempDir('ssi-bm-mem-')), 'p.arrow', new Map());
+    const [bitmap] = await trainer.writeSegment(new LocalStore(tempDir('ssi-bm-mem-')), 'seg/', new Map());
     // 18 bytes of portable Roaring per single-row value, plus the keys and the row-set framing.
-    expect(written.size).toBeGreaterThan(n * 18);
+    expect(bitmap!.size).toBeGreaterThan(n * 18);
   });
 
   it('through a build, the error names the index, the column and the fragment group, and nothing is committed', async () => {

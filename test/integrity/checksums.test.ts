@@ -22,7 +22,9 @@ import { LocalStore } from '../../lib/store/local.js';
 import { buildPart } from '../../lib/workflow/build-part.js';
 import { merge } from '../../lib/workflow/merge.js';
 import { plan } from '../../lib/workflow/plan.js';
-import { buildPrefix, planKey } from '../../lib/workflow/types.js';
+import { partDir, partRecordKey, planKey } from '../../lib/workflow/types.js';
+import { compactDataset } from '../../lib/workflow/compact.js';
+import { indexFiles } from '../support/manifest.js';
 import { writeFragment, type ColumnSpec } from '../support/dataset.js';
 import { expandRanges, tempDir } from '../support/tmp.js';
 import { runBuild } from './steps.js';
@@ -59,7 +61,7 @@ async function built(fragments?: number): Promise<{ root: string; store: LocalSt
 
 async function fileOf(store: LocalStore, index: string, name: string): Promise<string> {
   const m = await loadLatestManifest(store);
-  return store.describe(m.indexes.find((e) => e.name === index)!.files.find((f) => f.name === name)!.key);
+  return store.describe(indexFiles(m.indexes.find((e) => e.name === index)!).find((f) => f.name === name)!.key);
 }
 
 /** Rows of fragment 0 where k = v, straight from the generator's formula. */
@@ -103,7 +105,7 @@ describe('index files', () => {
   it('the manifest records each file CRC32C as written; the lookup table records each bitmap batch and the footer', async () => {
     const { store } = await built();
     const m = await loadLatestManifest(store);
-    for (const f of m.indexes.flatMap((e) => e.files)) {
+    for (const f of m.indexes.flatMap(indexFiles)) {
       expect(f.crc32c, f.name).toBe(encodeCrc32c(crc32c(await store.read(f.key))));
     }
     const bitmap = fs.readFileSync(await fileOf(store, 'k_bitmap', 'bitmap.arrow'));
@@ -162,14 +164,19 @@ describe('index files', () => {
     }
   });
 
-  it('an update merges the current version only after verifying it: damage there fails the build by name, and nothing is committed', async () => {
+  it('an append never reads a segment already written; a compaction merges one only after verifying it: damage fails it by name, and nothing is committed', async () => {
     const { root, store } = await built(2);
-    const versions = await listVersions(store);
-    flip(await fileOf(store, 'k_zonemap', 'zonemap.arrow'), 60);
+    const damaged = await fileOf(store, 'k_zonemap', 'zonemap.arrow');
+    flip(damaged, 60);
     await writeFragment(path.join(root, 'data', 'f9.arrow'), COLUMNS, { k: [1n, 2n], s: ['a', 'b'] }, { batchRows: 2, format: 'file' });
-    await expect(runBuild(root, { tuning: TUNING })).rejects.toThrow(/checksum mismatch in .*zonemap\.arrow/);
-    // Only the fragment registration was committed.
-    expect((await listVersions(store)).length).toBe(versions.length + 1);
+    // The append builds and commits its own segment: it reads nothing of the damaged one.
+    await runBuild(root, { tuning: TUNING });
+    const versions = await listVersions(store);
+    expect((await loadLatestManifest(store)).indexes.find((e) => e.name === 'k_zonemap')!.segments).toHaveLength(2);
+    // Queries read it, and say so; so does the compaction that merges it, which commits nothing.
+    await expect(query(root, 'k > 3', { use: ['zonemap'] })).rejects.toThrow(/checksum mismatch in .*zonemap\.arrow/);
+    await expect(compactDataset(root, { full: true, indexes: ['k_zonemap'] })).rejects.toThrow(new RegExp(`checksum mismatch in ${damaged.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    expect(await listVersions(store)).toEqual(versions);
   });
 });
 
@@ -178,31 +185,34 @@ describe('parts', () => {
     const root = await dataset();
     const p = await plan({ dataset: root, indexes: [{ column: 'k', type: 'bitmap' }, { column: 's', type: 'zonemap', rowsPerZone: 4 }], groupRows: 70 });
     for (const groupId of p.groupIds) await buildPart({ dataset: root, buildId: p.buildId, groupId }, TUNING);
-    const dir = path.join(root, ...buildPrefix(p.buildId).split('/'));
-    return { root, p, part: path.join(dir, 'k_bitmap', 'part_1_bitmap.arrow') };
+    const part = path.join(root, ...partDir(p.buildId, 'k_bitmap', 1).split('/'), 'bitmap.arrow');
+    const record = path.join(root, ...partRecordKey(p.buildId, 'k_bitmap', 1).split('/'));
+    return { root, p, part, record };
   }
 
-  it('build-part records each part CRC32C and size in <part>.crc32c; a retried build-part accepts its own identical part', async () => {
-    const { root, p, part } = await planned();
-    const record = JSON.parse(fs.readFileSync(`${part}.crc32c`, 'utf8'));
+  it('build-part records each part file with its size and CRC32C; a retried build-part finds its record and leaves the part alone', async () => {
+    const { root, p, part, record } = await planned();
+    const rec = JSON.parse(fs.readFileSync(record, 'utf8'));
     const bytes = fs.readFileSync(part);
-    expect(record).toEqual({ size: bytes.byteLength, crc32c: encodeCrc32c(crc32c(bytes)) });
+    expect(rec.files.find((f: { name: string }) => f.name === 'bitmap.arrow')).toEqual({ name: 'bitmap.arrow', key: expect.stringMatching(/bitmap\.arrow$/), size: bytes.byteLength, crc32c: encodeCrc32c(crc32c(bytes)) });
+    const before = fs.statSync(part).mtimeMs;
     await buildPart({ dataset: root, buildId: p.buildId, groupId: 1 }, TUNING);
+    expect(fs.statSync(part).mtimeMs).toBe(before);
     const out = await merge({ dataset: root, buildId: p.buildId }, TUNING);
-    expect(out.merged.map((m) => m.files.every((f) => f.crc32c !== undefined))).toEqual([true, true]);
+    expect(out.segments.map((m) => m.files.every((f) => /^[A-Za-z0-9+/]{6}==$/.test(f.crc32c)))).toEqual([true, true]);
   });
 
   it('the merge verifies every part: damaged, truncated or unrecorded parts fail it by name', async () => {
     for (const [damage, message] of [
-      [(part: string) => flip(part, 30), /checksum mismatch in .*part_1_bitmap\.arrow: expected/],
-      [(part: string) => fs.truncateSync(part, 100), /part .*part_1_bitmap\.arrow is 100 bytes, but was written as \d+ bytes/],
-      [(part: string) => fs.rmSync(`${part}.crc32c`), /part .*part_1_bitmap\.arrow has no checksum record/],
-      [(part: string) => fs.writeFileSync(`${part}.crc32c`, '{"size": 1'), /checksum record .*part_1_bitmap\.arrow\.crc32c is not valid JSON/],
+      [(part: string) => flip(part, 30), /checksum mismatch in .*g1\/bitmap\.arrow: expected/],
+      [(part: string) => fs.truncateSync(part, 100), /short read of .*g1\/bitmap\.arrow|checksum mismatch in .*g1\/bitmap\.arrow/],
+      [(_: string, record: string) => fs.rmSync(record), /index k_bitmap: parts missing for group\(s\) 1 of build/],
+      [(_: string, record: string) => fs.writeFileSync(record, '{"size": 1'), /part record .*k_bitmap\/1\.json is not valid JSON/],
     ] as const) {
       for (const tail of [savedTail, 64]) {
         IpcFileReader.tailBytes = tail;
-        const { root, p, part } = await planned();
-        damage(part);
+        const { root, p, part, record } = await planned();
+        damage(part, record);
         await expect(merge({ dataset: root, buildId: p.buildId }, TUNING)).rejects.toThrow(message);
       }
     }
@@ -222,8 +232,8 @@ describe('manifests', () => {
     const { root, store } = await built();
     const file = store.describe(versionKey((await listVersions(store)).at(-1)!));
     const text = fs.readFileSync(file, 'utf8');
-    expect(text).toContain('"rows": 60');
-    fs.writeFileSync(file, text.replace('"rows": 60', '"rows": 50'));
+    expect(text).toContain('"rows": 180');
+    fs.writeFileSync(file, text.replace('"rows": 180', '"rows": 170'));
     await expect(query(root, 'k = 1')).rejects.toThrow(new RegExp(`checksum mismatch in manifest ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: expected CRC32C [A-Za-z0-9+/]{6}==, got`));
   });
 
@@ -235,11 +245,11 @@ describe('manifests', () => {
     fs.writeFileSync(file, JSON.stringify(json, null, 1));
     await expect(query(root, 'k = 1')).rejects.toThrow(/manifest .* has no content checksum \(crc32c\)/);
     await expect(runBuild(root, { tuning: TUNING })).rejects.toThrow(IndexFileError);
-    for (const e of json.indexes) for (const f of e.files) delete f.crc32c;
+    for (const e of json.indexes) for (const seg of e.segments) for (const f of seg.files) delete f.crc32c;
     fs.writeFileSync(file, JSON.stringify(json, null, 1));
     await expect(query(root, 'k = 1')).rejects.toThrow(/has no content checksum/);
     // With its own checksum recomputed, the missing file checksums are still refused.
     fs.writeFileSync(file, JSON.stringify(withContentChecksum(json), null, 1));
-    await expect(query(root, 'k = 1')).rejects.toThrow(/manifest .* is malformed: indexes\.0\.files\.0\.crc32c/);
+    await expect(query(root, 'k = 1')).rejects.toThrow(/manifest .* is malformed: indexes\.0\.segments\.0\.files\.0\.crc32c/);
   });
 });

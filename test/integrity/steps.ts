@@ -15,5 +15,5 @@ export async function runBuild(
   if (!p.hasWork) return;
   for (const groupId of p.groupIds) await buildPart({ dataset: root, buildId: p.buildId, groupId }, options.tuning);
   await options.beforeMerge?.(p.buildId);
-  await commit(await merge({ dataset: root, buildId: p.buildId }, options.tuning), options.tuning);
+  await commit(await merge({ dataset: root, buildId: p.buildId }, options.tuning));
 }

@@ -24,7 +24,8 @@ import { listVersions } from '../../lib/manifest/manifest.js';
 import { query } from '../../lib/query/evaluate.js';
 import { S3Store } from '../../lib/store/s3.js';
 import { build } from '../../lib/workflow/build.js';
-import { partKey } from '../../lib/workflow/types.js';
+import { compactDataset } from '../../lib/workflow/compact.js';
+import { partDir } from '../../lib/workflow/types.js';
 import type { PlanStepOutput } from '../../lib/workflow/steps.js';
 import { EM_X86_64, maxGlibc, readElf } from '../../stacks/elf.js';
 import { LAMBDA_GLIBC } from '../../stacks/bundle-check.js';
@@ -267,11 +268,11 @@ describe.runIf(NODE22_AVAILABLE)('bundles from a machine without a compiler, run
     for (const groupId of [0, 1]) {
       const out = await invokeBundled(assets.BuildPart, { dataset: DATASET, buildId: plan.buildId, groupId }, { ...server.env });
       expect(out, out.stack).toMatchObject({ ok: true, node: expect.stringMatching(/^v22\./), result: { groupId, rows: ROWS, parts: 2 } });
-      for (const [index, type] of [
-        ['region_bitmap', 'bitmap'],
-        ['price_zonemap', 'zonemap'],
+      for (const [index, file] of [
+        ['region_bitmap', 'bitmap.arrow'],
+        ['price_zonemap', 'zonemap.arrow'],
       ] as const) {
-        const head = await store.head(partKey(plan.buildId, index, groupId, type));
+        const head = await store.head(`${partDir(plan.buildId, index, groupId)}${file}`);
         expect(head?.size, `${index} part of group ${groupId}`).toBeGreaterThan(0);
       }
     }
@@ -382,15 +383,17 @@ describe.runIf(NODE22_AVAILABLE)('bundles from a machine without a compiler, run
       await store.put(`data/part-${f}.arrow`, fragmentBytes(COLUMNS, { region, price }, { batchRows: 64, format: 'file' }));
       await build({ dataset, indexes: f === 0 ? [{ column: 'region', type: 'bitmap' }] : undefined, concurrency: 1 });
     }
+    // Two builds made two segments; a full compaction merges them, leaving both old dirs unreferenced.
+    expect((await compactDataset(dataset, { full: true })).indexes).toEqual([{ name: 'region_bitmap', segments: 1, bytes: expect.any(Number) }]);
     const before = await query(dataset, "region = 'eu'");
     await new Promise((r) => setTimeout(r, 1100)); // S3 timestamps are whole seconds; 0s means "older than now"
     const out = await invokeBundled(assets.Vacuum, { dataset, olderThan: '0s', keepVersions: 1 }, { ...server.env, VACUUM_DATASETS: '' });
     expect(out, out.stack).toMatchObject({
       ok: true,
       node: expect.stringMatching(/^v22\./),
-      result: { datasets: [{ dataset, versions: 3, indexDirs: 1, builds: 0, dryRun: false }] },
+      result: { datasets: [{ dataset, versions: 4, indexDirs: 2, builds: 0, dryRun: false }] },
     });
-    expect(await listVersions(store)).toEqual([4]);
+    expect(await listVersions(store)).toEqual([5]);
     const { stats: _a, ...after } = await query(dataset, "region = 'eu'");
     const { stats: _b, ...expected } = before;
     expect(after).toEqual(expected);

@@ -19,6 +19,7 @@ import { build } from '../../lib/workflow/build.js';
 import { runLocalWorkflow } from '../../lib/workflow/local-engine.js';
 import { needsBuild, reconcileName } from '../../lib/workflow/reconcile.js';
 import { fragmentBytes, type ColumnSpec } from '../support/dataset.js';
+import { coveredIds, fragmentsOf, indexFiles } from '../support/manifest.js';
 import { startS3Server, type S3TestServer } from '../support/s3-server.js';
 import { startSfnServer, type SfnTestServer, type StartExecutionCall } from '../support/sfn-server.js';
 import { captureOutput, emfMetrics, fakeContext, s3Record, setEnv, sqsEvent } from '../functions/lambda.js';
@@ -229,7 +230,7 @@ async function datasetWithNewFragments(root: string): Promise<{ store: S3Store; 
 
 async function coverage(store: S3Store): Promise<{ fragments: number; covered: number[][] }> {
   const m = await loadLatestManifest(store);
-  return { fragments: m.fragments.length, covered: m.indexes.map((ix) => ix.fragmentIds) };
+  return { fragments: (await fragmentsOf(store, m)).length, covered: m.indexes.map(coveredIds) };
 }
 
 describe('recovery of failed event-started builds', () => {
@@ -257,7 +258,7 @@ describe('recovery of failed event-started builds', () => {
     expect(sfn.started).toHaveLength(3);
 
     expect(await coverage(store)).toEqual({ fragments: 4, covered: [[0, 1, 2, 3], [0, 1, 2, 3]] });
-    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0 });
+    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0, gone: 0 });
   });
 
   it('a redelivered failure event schedules nothing new, and an execution started by hand is not retried', async () => {
@@ -293,7 +294,7 @@ describe('recovery of failed event-started builds', () => {
     expect(exhausted[0]).toMatchObject({ namespace: 'ScalarIndex', dims: { service: 'scalar-index', step: 'recover' } });
     expect(exhausted[0]!.line.BuildRetriesExhausted).toBe(1);
     // The plan step registered the new fragments; no index covers them.
-    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 2 });
+    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 2, gone: 0 });
 
     // The fault is gone. A reconcile run finds the fragments too young (their build may still
     // be running), and one an hour later starts a build that covers them.
@@ -306,7 +307,7 @@ describe('recovery of failed event-started builds', () => {
     expect(summary).toMatchObject({ started: [`s3://${BUCKET}/datasets/web`], errors: 0 });
     await settle();
     expect(sfn.started.map((c) => c.name)).toEqual([reconcileName(`s3://${BUCKET}/datasets/web`, later)]);
-    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0 });
+    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0, gone: 0 });
     expect(await coverage(store)).toEqual({ fragments: 4, covered: [[0, 1, 2, 3], [0, 1, 2, 3]] });
     // The same scheduled event again (EventBridge retries) starts nothing new.
     await handlers.reconcile({ time: later.toISOString() }, fakeContext('reconcile'));
@@ -357,12 +358,12 @@ describe('recovery of failed event-started builds', () => {
     const { store, event } = await datasetWithNewFragments('datasets/metrics');
     await handlers.trigger(event, fakeContext('trigger'));
     await settle();
-    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0 });
+    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0, gone: 0 });
     const values = (name: string) => emfMetrics(output.lines).filter((m) => m.metrics.includes(name)).map((m) => m.line[name]);
     expect(values('FragmentsRegistered')).toEqual([2]);
     expect(values('FragmentsIndexed')).toEqual([2]);
     const m = await loadLatestManifest(store);
-    expect(values('IndexBytesWritten')).toEqual([m.indexes.reduce((n, ix) => n + ix.files.reduce((k, f) => k + f.size, 0), 0)]);
+    expect(values('IndexBytesWritten')).toEqual([m.indexes.reduce((n, ix) => n + indexFiles(ix).reduce((k, f) => k + f.size, 0), 0)]);
     expect(values('BuildsStarted')).toEqual([1]);
   });
 });

@@ -17,6 +17,7 @@ import { stepSettingsFromEnv } from '../../functions/shared.js';
 import { fragmentBytes, writeFragment, type ColumnSpec } from '../support/dataset.js';
 import { runCli } from '../support/run-cli.js';
 import { expandRanges, tempDir } from '../support/tmp.js';
+import { coveredIds, fragmentsOf } from '../support/manifest.js';
 
 const COLS: ColumnSpec[] = [{ name: 'x', type: 'int32' }];
 const good = (f: number) => ({ x: Array.from({ length: 20 }, (_, i) => (i * 3 + f) % 7) });
@@ -55,12 +56,13 @@ describe('--skip-bad-fragments', () => {
     for (const p of BAD) expect(r.stderr).toContain(`skipped bad fragment ${p}`);
 
     const m = await loadLatestManifest(new LocalStore(root));
-    const reasons = Object.fromEntries(m.fragments.filter((f) => f.failed).map((f) => [f.path, f.failed!]));
+    const fragments = await fragmentsOf(new LocalStore(root), m);
+    const reasons = Object.fromEntries(fragments.filter((f) => f.failed).map((f) => [f.path, f.failed!]));
     expect(reasons['data/b-garbage.arrow']).toMatch(/corrupt or truncated fragment .*b-garbage\.arrow/);
     expect(reasons['data/d-truncated.parquet']).toMatch(/d-truncated\.parquet.*(footer|truncated)/);
     expect(reasons['data/e-no-column.arrow']).toMatch(/column 'x' not found in fragment .*e-no-column\.arrow/);
     expect(reasons['data/f-wrong-type.arrow']).toMatch(/column 'x' is Utf8 in fragment .*f-wrong-type\.arrow but Int32/);
-    for (const e of m.indexes) expect(e.fragmentIds.map((id) => m.fragments[id]!.path)).toEqual(['data/a-good.arrow', 'data/c-good.parquet']);
+    for (const e of m.indexes) expect(coveredIds(e).map((id) => fragments[id]!.path)).toEqual(['data/a-good.arrow', 'data/c-good.parquet']);
 
     const q = await query(root, 'x = 3');
     expect(q.exact).toBe(true);

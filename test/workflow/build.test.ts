@@ -10,7 +10,10 @@ import { buildPart } from '../../lib/workflow/build-part.js';
 import { commit } from '../../lib/workflow/commit.js';
 import { merge } from '../../lib/workflow/merge.js';
 import { plan } from '../../lib/workflow/plan.js';
+import { compactDataset } from '../../lib/workflow/compact.js';
+import { partDir } from '../../lib/workflow/types.js';
 import { writeFragment, type ColumnSpec } from '../support/dataset.js';
+import { coveredIds, fragmentsOf, indexFiles } from '../support/manifest.js';
 import { decodeRowSetIndependently } from '../support/roaring-spec.js';
 import { spawnCli } from '../support/run-cli.js';
 import { tempDir } from '../support/tmp.js';
@@ -35,13 +38,13 @@ function zonemapFile(root: string, manifestFiles: { name: string; key: string }[
 }
 
 describe('zone map rows_per_zone', () => {
-  it('a non-default rows_per_zone survives the merge, a reload and a later incremental update', async () => {
+  it('a non-default rows_per_zone survives the merge, a reload, a later append (its own segment) and a compaction of both', async () => {
     const root = tempDir();
     await writeFragments(root, 0, 5, 250);
     await build({ dataset: root, indexes: [{ column: 'k', type: 'zonemap', rowsPerZone: 100 }], groupRows: 300 });
     const store = new LocalStore(root);
     let m = await loadLatestManifest(store);
-    let table = zonemapFile(root, m.indexes[0]!.files);
+    let table = zonemapFile(root, indexFiles(m.indexes[0]!));
     // Read back by apache-arrow itself, not by our reader.
     expect(table.schema.metadata.get('rows_per_zone')).toBe('100');
     expect(table.numRows).toBe(5 * 3); // 250 rows → zones of 100, 100, 50
@@ -50,8 +53,18 @@ describe('zone map rows_per_zone', () => {
     await build({ dataset: root }); // no --index: update what is defined
     m = await loadLatestManifest(store);
     expect(m.indexes[0]!.params.rowsPerZone).toBe(100);
-    expect(m.indexes[0]!.fragmentIds).toEqual([0, 1, 2, 3, 4, 5, 6]);
-    table = zonemapFile(root, m.indexes[0]!.files);
+    expect(coveredIds(m.indexes[0]!)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    // The append is a segment of its own, written with the same metadata.
+    expect(m.indexes[0]!.segments).toHaveLength(2);
+    table = zonemapFile(root, m.indexes[0]!.segments[1]!.files);
+    expect(table.schema.metadata.get('rows_per_zone')).toBe('100');
+    expect(table.numRows).toBe(2 * 3);
+
+    // Merging the two keeps it too: set on the merged file's schema, never taken from a batch.
+    await compactDataset(root, { full: true });
+    m = await loadLatestManifest(store);
+    expect(m.indexes[0]!.segments).toHaveLength(1);
+    table = zonemapFile(root, indexFiles(m.indexes[0]!));
     expect(table.schema.metadata.get('rows_per_zone')).toBe('100');
     const lengths = table.getChild('zone_length')!.toArray() as BigUint64Array;
     expect([...lengths].map(Number)).toEqual(Array.from({ length: 7 }, () => [100, 100, 50]).flat());
@@ -71,12 +84,13 @@ describe('bitmap files', () => {
     await writeFragments(root, 0, 13, 120, 5);
     await build({ dataset: root, indexes: [{ column: 'k', type: 'bitmap' }], groupRows: 200, tuning: { batchKeys: 2 } });
     const m = await loadLatestManifest(new LocalStore(root));
-    const key = m.indexes[0]!.files.find((f) => f.name === 'bitmap.arrow')!.key;
+    expect(m.indexes[0]!.segments).toHaveLength(1);
+    const key = indexFiles(m.indexes[0]!).find((f) => f.name === 'bitmap.arrow')!.key;
     const table = arrow.tableFromIPC(fs.readFileSync(path.join(root, key)));
     expect(table.batches.length).toBeGreaterThan(1);
     // Brute force: value → fragment → offsets, straight from the files.
     const expected = new Map<string, Map<number, number[]>>();
-    for (const f of m.fragments) {
+    for (const f of await fragmentsOf(new LocalStore(root), m)) {
       const t = arrow.tableFromIPC(fs.readFileSync(path.join(root, f.path)));
       const col = t.getChild('k')!;
       for (let i = 0; i < t.numRows; i++) {
@@ -112,11 +126,9 @@ describe('merge memory', () => {
     const p = await plan({ dataset: root, indexes: [{ column: 'k', type: 'bitmap' }], groupRows: 1 });
     expect(p.groupCount).toBe(250);
     for (const g of p.groupIds) await buildPart({ dataset: root, buildId: p.buildId, groupId: g }, tuning);
-    const partBytes = fs
-      .readdirSync(path.join(root, '_index/builds', p.buildId, 'k_bitmap'))
-      .reduce((n, f) => n + fs.statSync(path.join(root, '_index/builds', p.buildId, 'k_bitmap', f)).size, 0);
+    const partBytes = p.groupIds.reduce((n, g) => n + fs.statSync(path.join(root, partDir(p.buildId, 'k_bitmap', g), 'bitmap.arrow')).size, 0);
     const merged = await merge({ dataset: root, buildId: p.buildId }, tuning);
-    const peak = merged.merged[0]!.peakHeldBytes;
+    const peak = merged.segments[0]!.peakHeldBytes;
     // Each part has 10 batches of 4 keys; holding two batches per part is ~2/10 of all parts.
     expect(peak).toBeGreaterThan(0);
     expect(peak * 4).toBeLessThan(partBytes);
@@ -144,10 +156,11 @@ describe('concurrent builds', () => {
     // Linear history: 1..N without gaps.
     expect(versions).toEqual(versions.map((_, i) => i + 1));
     const m = await readManifest(store, versions[versions.length - 1]!);
-    expect(m.fragments.map((f) => f.id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
-    expect(new Set(m.fragments.map((f) => f.path)).size).toBe(8);
+    const fragments = await fragmentsOf(store, m);
+    expect(fragments.map((f) => f.id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(new Set(fragments.map((f) => f.path)).size).toBe(8);
     expect(m.indexes.map((e) => e.name).sort()).toEqual(['k_bitmap', 's_zonemap']);
-    for (const e of m.indexes) expect(e.fragmentIds).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    for (const e of m.indexes) expect(coveredIds(e)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     const r = await query(root, 'k = 0');
     expect(r.exact).toBe(true);
     expect(r.unindexedFragments).toEqual([]);
@@ -161,7 +174,7 @@ describe('concurrent builds', () => {
     await writeFragments(root, 3, 4, 100);
     await Promise.all([build({ dataset: root }), build({ dataset: root }), build({ dataset: root })]);
     const m = await loadLatestManifest(new LocalStore(root));
-    for (const e of m.indexes) expect(e.fragmentIds).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    for (const e of m.indexes) expect(coveredIds(e)).toEqual([0, 1, 2, 3, 4, 5, 6]);
     const total = (await query(root, 'k IS NOT NULL OR k IS NULL')).rows;
     expect(total).toBe(700);
   });

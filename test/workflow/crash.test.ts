@@ -53,11 +53,13 @@ function runCrashing(dataset: string, point: string): Promise<{ code: number | n
 
 const answer = (r: QueryResult) => ({ exact: r.exact, rows: r.rows, fragments: r.fragments, unindexed: r.unindexedFragments.map((f) => f.path) });
 
-/** Every index file's bytes, by index and file name. */
+/** Every index file's bytes, by index, the fragments its segment covers, and file name. */
 async function indexBytes(store: ObjectStore): Promise<Record<string, string>> {
   const m = await loadLatestManifest(store);
   const out: Record<string, string> = {};
-  for (const e of m.indexes) for (const f of e.files) out[`${e.name}/${f.name}`] = Buffer.from(await store.read(f.key)).toString('base64');
+  for (const e of m.indexes) {
+    for (const s of e.segments) for (const f of s.files) out[`${e.name}/${JSON.stringify(s.fragments)}/${f.name}`] = Buffer.from(await store.read(f.key)).toString('base64');
+  }
   return out;
 }
 

@@ -58,6 +58,7 @@ describe('localizeDefinition', () => {
     delete undone.States[`BuildParts${READ_ITEMS_SUFFIX}`];
     delete undone.States.BuildParts!.ItemsPath;
     undone.States.BuildParts!.ItemReader = shared.States.BuildParts!.ItemReader;
+    undone.States.BuildParts!.ResultWriter = shared.States.BuildParts!.ResultWriter;
     (undone.States.HasWork!.Choices as { Next: string }[])[0]!.Next = 'BuildParts';
     expect(undone).toEqual(shared);
   });

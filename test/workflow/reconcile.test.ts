@@ -20,16 +20,16 @@ describe('needsBuild', () => {
   it('counts unregistered fragments, then nothing once a build covers them, then the next new one', async () => {
     const root = tempDir('ssi-reconcile-');
     const store = new LocalStore(root);
-    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0 });
+    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0, gone: 0 });
     await write(root, 'a.arrow', 0);
     await write(root, 'sub/B.ARROW', 1);
     fs.writeFileSync(path.join(root, 'data', '_SUCCESS'), '');
-    expect(await needsBuild(store)).toEqual({ unregistered: 2, uncovered: 0 });
+    expect(await needsBuild(store)).toEqual({ unregistered: 2, uncovered: 0, gone: 0 });
 
     await build({ dataset: root, indexes: [{ column: 'x', type: 'bitmap' }, { column: 'x', type: 'zonemap' }], concurrency: 1 });
-    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0 });
+    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0, gone: 0 });
     await write(root, 'c.arrow', 2);
-    expect(await needsBuild(store)).toEqual({ unregistered: 1, uncovered: 0 });
+    expect(await needsBuild(store)).toEqual({ unregistered: 1, uncovered: 0, gone: 0 });
   });
 
   it('counts fragments a failed build registered but did not index, and not those marked failed', async () => {
@@ -51,16 +51,16 @@ describe('needsBuild', () => {
     });
     await expect(failing).rejects.toThrow('injected');
     // The plan step committed the registration of b (good) and c (failed); no index covers b.
-    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 1 });
+    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 1, gone: 0 });
     await build({ dataset: root, skipBadFragments: true, concurrency: 1 });
-    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0 });
+    expect(await needsBuild(store)).toEqual({ unregistered: 0, uncovered: 0, gone: 0 });
   });
 
   it('has nothing to cover on a dataset without indexes, once its fragments are registered', async () => {
     const root = tempDir('ssi-reconcile-');
     await write(root, 'a.arrow');
     await build({ dataset: root, concurrency: 1 });
-    expect(await needsBuild(new LocalStore(root))).toEqual({ unregistered: 0, uncovered: 0 });
+    expect(await needsBuild(new LocalStore(root))).toEqual({ unregistered: 0, uncovered: 0, gone: 0 });
   });
 
   it('leaves out fragments written after settledBefore (their own build is likely running)', async () => {
@@ -70,8 +70,8 @@ describe('needsBuild', () => {
     const past = new Date(Date.now() - 3600_000);
     fs.utimesSync(path.join(root, 'data', 'old.arrow'), past, past);
     const store = new LocalStore(root);
-    expect(await needsBuild(store, { settledBefore: new Date(Date.now() - 600_000) })).toEqual({ unregistered: 1, uncovered: 0 });
-    expect(await needsBuild(store, { settledBefore: new Date(Date.now() + 600_000) })).toEqual({ unregistered: 2, uncovered: 0 });
+    expect(await needsBuild(store, { settledBefore: new Date(Date.now() - 600_000) })).toEqual({ unregistered: 1, uncovered: 0, gone: 0 });
+    expect(await needsBuild(store, { settledBefore: new Date(Date.now() + 600_000) })).toEqual({ unregistered: 2, uncovered: 0, gone: 0 });
   });
 });
 
@@ -89,9 +89,9 @@ describe('checkDatasets', () => {
     expect(await discoverDatasetRoots('bucket', pattern, open)).toEqual(['datasets/eu/web', 'datasets/sales']);
     const checks = await checkDatasets({ bucket: 'bucket', roots: parseDatasetPrefixes('datasets/*,other/x'), open });
     expect(checks).toEqual([
-      { dataset: 's3://bucket/datasets/eu/web', unregistered: 1, uncovered: 0 },
-      { dataset: 's3://bucket/datasets/sales', unregistered: 0, uncovered: 0 },
-      { dataset: 's3://bucket/other/x', unregistered: 1, uncovered: 0 },
+      { dataset: 's3://bucket/datasets/eu/web', unregistered: 1, uncovered: 0, gone: 0 },
+      { dataset: 's3://bucket/datasets/sales', unregistered: 0, uncovered: 0, gone: 0 },
+      { dataset: 's3://bucket/other/x', unregistered: 1, uncovered: 0, gone: 0 },
     ]);
   });
 
@@ -106,7 +106,7 @@ describe('checkDatasets', () => {
     const checks = await checkDatasets({ bucket: 'bucket', roots: parseDatasetPrefixes('a,b'), open });
     expect(checks).toEqual([
       { dataset: 's3://bucket/a', error: expect.objectContaining({ name: 'IndexFileError' }) },
-      { dataset: 's3://bucket/b', unregistered: 1, uncovered: 0 },
+      { dataset: 's3://bucket/b', unregistered: 1, uncovered: 0, gone: 0 },
     ]);
   });
 });

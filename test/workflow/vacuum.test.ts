@@ -29,6 +29,8 @@ import { buildPartStep, planStep } from '../../lib/workflow/steps.js';
 import type { IndexRequest, MergeOutput, MergeStepInput } from '../../lib/workflow/types.js';
 import { parseDuration, vacuum, type VacuumResult } from '../../lib/workflow/vacuum.js';
 import { fragmentBytes, type ColumnSpec } from '../support/dataset.js';
+import { indexFiles } from '../support/manifest.js';
+import { compactDataset } from '../../lib/workflow/compact.js';
 import { runCli, spawnCli } from '../support/run-cli.js';
 import { startS3Server, type S3TestServer } from '../support/s3-server.js';
 import { tempDir } from '../support/tmp.js';
@@ -70,10 +72,10 @@ async function snapshot(store: ObjectStore): Promise<Map<string, number>> {
 /** Directories `_index/indexes/<name>/<dir>/` that a version references. */
 async function dirsOf(store: ObjectStore, version: number): Promise<string[]> {
   const m = await readManifest(store, version);
-  return [...new Set(m.indexes.flatMap((ix) => ix.files.map((f) => f.key.split('/').slice(0, 4).join('/') + '/')))].sort();
+  return [...new Set(m.indexes.flatMap((ix) => indexFiles(ix).map((f) => f.key.split('/').slice(0, 4).join('/') + '/')))].sort();
 }
 
-const dirsOfMerge = (m: MergeOutput) => [...new Set(m.merged.flatMap((ix) => ix.files.map((f) => f.key.split('/').slice(0, 4).join('/') + '/')))].sort();
+const dirsOfMerge = (m: MergeOutput) => [...new Set(m.segments.flatMap((ix) => ix.files.map((f) => f.key.split('/').slice(0, 4).join('/') + '/')))].sort();
 
 /**
  * Wait into the next whole second and return it. Objects written before the call are older
@@ -129,21 +131,22 @@ interface Scenario {
 }
 
 /**
- * Versions 1–8 and a crashed build before the boundary, versions 9–11 and a build in flight
- * after it:
+ * Versions 1–10 and a crashed build before the boundary, versions 11–13 and a build in flight
+ * after it (builds leave compaction to the explicit one at v9–v10):
  *
- *   v1 v2   build 1 (register f0–f2, commit)      v7      crashed build: registers f5, merges, dies
- *   v3 v4   build 2 (f3)                           v8      recovery build commits f5
- *   v5 v6   build 3 (f4)                          ---- boundary ----
- *                                                  v9 v10  build 5 (f6)
- *                                                  v11     build 6 registers f7, builds its parts and merges
+ *   v1 v2   build 1 (register f0–f2, commit: segment 1)   v7      crashed build: registers f5, builds its part, dies
+ *   v3 v4   build 2 (f3: segment 2)                        v8      recovery build commits f5 (segment 4)
+ *   v5 v6   build 3 (f4: segment 3)                        v9 v10  compaction: each index's segments 1–4 into one
+ *                                                          ---- boundary ----
+ *                                                          v11 v12 build 5 (f6)
+ *                                                          v13     build 6 registers f7, builds its part and merges
  */
 async function scenario(dataset: string, store: ObjectStore): Promise<Scenario> {
   for (let f = 0; f < 3; f++) await addFragment(store, f);
-  await build({ dataset, indexes: INDEXES, concurrency: 1 });
+  await build({ dataset, indexes: INDEXES, concurrency: 1, compact: false });
   for (const f of [3, 4]) {
     await addFragment(store, f);
-    await build({ dataset, concurrency: 1 });
+    await build({ dataset, concurrency: 1, compact: false });
   }
   await addFragment(store, 5);
   let crashed: MergeOutput | undefined;
@@ -158,15 +161,16 @@ async function scenario(dataset: string, store: ObjectStore): Promise<Scenario> 
     },
   });
   await expect(crash).rejects.toThrow('simulated crash');
-  await build({ dataset, concurrency: 1 });
+  await build({ dataset, concurrency: 1, compact: false });
+  await compactDataset(dataset, { full: true });
   const t = await boundary();
   await addFragment(store, 6);
-  await build({ dataset, concurrency: 1 });
+  await build({ dataset, concurrency: 1, compact: false });
   await addFragment(store, 7);
   const p = await plan({ dataset });
   for (const groupId of p.groupIds) await buildPart({ dataset, buildId: p.buildId, groupId });
   const inflight = await merge({ dataset, buildId: p.buildId });
-  expect(await listVersions(store)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  expect(await listVersions(store)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
   return { dataset, store, boundary: t, crashedBuild: `_index/builds/${crashed!.buildId}/`, crashedDirs: dirsOfMerge(crashed!), inflight };
 }
 
@@ -178,14 +182,15 @@ describe.each(backends)('vacuum on a $name', ({ open }) => {
     const answersBefore = await answers(dataset);
     const options = { dataset, olderThan: '7d', keepVersions: 2, now: () => s.boundary + WEEK };
 
-    // v8 stays: it was still the latest after the cutoff (v9 came later). It and v9–v11 reference
-    // two directories per index; the other six, and the crashed merge's two, go.
-    const retainedDirs = [...new Set((await Promise.all([8, 9, 10, 11].map((v) => dirsOf(store, v)))).flat())];
-    const oldDirs = [...new Set((await Promise.all([1, 2, 3, 4, 5, 6, 7].map((v) => dirsOf(store, v)))).flat())].filter((d) => !retainedDirs.includes(d));
+    // v10 stays: it was still the latest after the cutoff (v11 came later). It and v11–v13
+    // reference the compacted segment and build 5's of each index; the four segments the
+    // compaction merged, per index, and the crashed build's part of each, go.
+    const retainedDirs = [...new Set((await Promise.all([10, 11, 12, 13].map((v) => dirsOf(store, v)))).flat())];
+    const oldDirs = [...new Set((await Promise.all([1, 2, 3, 4, 5, 6, 7, 8, 9].map((v) => dirsOf(store, v)))).flat())].filter((d) => !retainedDirs.includes(d));
     expect(retainedDirs).toHaveLength(4);
-    expect(oldDirs).toHaveLength(6);
+    expect(oldDirs).toHaveLength(8);
     expect(s.crashedDirs).toHaveLength(2);
-    const expected = { versions: [1, 2, 3, 4, 5, 6, 7], indexDirs: [...oldDirs, ...s.crashedDirs].sort(), builds: [s.crashedBuild], temp: [] };
+    const expected = { versions: [1, 2, 3, 4, 5, 6, 7, 8, 9], indexDirs: [...oldDirs, ...s.crashedDirs].sort(), builds: [s.crashedBuild], fragmentChunks: [], temp: [] };
     const goes = (key: string) =>
       expected.versions.some((v) => key === `_index/versions/${String(v).padStart(20, '0')}.json`) ||
       [...expected.indexDirs, ...expected.builds].some((p) => key.startsWith(p));
@@ -197,7 +202,7 @@ describe.each(backends)('vacuum on a $name', ({ open }) => {
 
     const r = await vacuum(options);
     expect(r).toEqual({ ...dry, dryRun: false });
-    expect(r.retainedVersions).toEqual([8, 9, 10, 11]);
+    expect(r.retainedVersions).toEqual([10, 11, 12, 13]);
     expect(r.objects).toBe(deletedKeys.length);
     expect(r.bytes).toBe(deletedKeys.reduce((n, k) => n + before.get(k)!, 0));
     const after = await snapshot(store);
@@ -213,7 +218,7 @@ describe.each(backends)('vacuum on a $name', ({ open }) => {
     // there, and it commits.
     for (const d of dirsOfMerge(s.inflight)) expect([...after.keys()].some((k) => k.startsWith(d)), d).toBe(true);
     const committed = await commit(s.inflight);
-    expect(committed).toMatchObject({ committed: true, version: 12 });
+    expect(committed).toMatchObject({ committed: true, version: 14 });
     const final = await query(dataset, 'k = 3');
     expect(final.unindexedFragments).toEqual([]);
     expect(final.fragments.map((f) => f.path)).toContain('data/f007.arrow');
@@ -241,7 +246,7 @@ describe.each(backends)('vacuum on a $name', ({ open }) => {
     expect(r.deleted.builds).toHaveLength(1);
     expect(await listVersions(store)).toEqual([latest.version]);
     const indexFiles = (await listAll(store, '_index/indexes/')).map((o) => o.key).sort();
-    expect(indexFiles).toEqual(latest.indexes.flatMap((ix) => ix.files.map((f) => f.key)).sort());
+    expect(indexFiles).toEqual(latest.indexes.flatMap((ix) => ix.segments.flatMap((seg) => seg.files.map((f) => f.key))).sort());
     expect(await listAll(store, '_index/builds/')).toEqual([]);
     expect(await answers(dataset)).toEqual(answersBefore);
   });
@@ -284,18 +289,23 @@ describe.each(backends)('vacuum on a $name', ({ open }) => {
     });
     expect(parts).toBe(2);
     expect(sweeps).toHaveLength(3);
-    // The first sweep had old versions and directories to delete; no sweep touched a build.
+    // The first sweep had old versions to delete; no sweep touched a build or the parts in flight.
     expect(sweeps[0]!.deleted.versions.length).toBeGreaterThan(0);
-    expect(sweeps[0]!.deleted.indexDirs.length).toBeGreaterThan(0);
     for (const sw of sweeps) expect(sw.deleted.builds).toEqual([]);
     expect(summary.indexes.map((ix) => [ix.name, ix.fragmentsCovered])).toEqual([
       ['k_bitmap', 6],
       ['s_zonemap', 6],
     ]);
-    // The rebase re-merged s_zonemap into a new directory.
+    // The other build covered fragments 4 and 5 in k_bitmap first: this commit dropped its own
+    // k_bitmap segment (and deleted its files) and committed its s_zonemap segment as made.
     const final = await loadLatestManifest(store);
-    const sFiles = final.indexes.find((ix) => ix.name === 's_zonemap')!.files.map((f) => f.key);
-    expect(sFiles).not.toEqual(firstMerge!.merged.find((m) => m.name === 's_zonemap')!.files.map((f) => f.key));
+    const files = (name: string) => indexFiles(final.indexes.find((ix) => ix.name === name)!).map((f) => f.key);
+    const mine = (name: string) => firstMerge!.segments.find((m) => m.name === name)!.files.map((f) => f.key);
+    expect(files('s_zonemap')).toEqual(expect.arrayContaining(mine('s_zonemap')));
+    for (const key of mine('k_bitmap')) {
+      expect(files('k_bitmap')).not.toContain(key);
+      expect(await store.head(key)).toBeUndefined();
+    }
 
     // Same answers as the same fragments indexed in one go.
     const control = tempDir('ssi-vacuum-control-');
@@ -324,14 +334,15 @@ describe('vacuum on a local directory, by the real clock (back-dated mtimes)', (
     const root = tempDir('ssi-vacuum-');
     const store = new LocalStore(root);
     for (let f = 0; f < 2; f++) await addFragment(store, f);
-    await build({ dataset: root, indexes: INDEXES, concurrency: 1 }); // v1 v2
+    await build({ dataset: root, indexes: INDEXES, concurrency: 1, compact: false }); // v1 v2
     await addFragment(store, 2);
-    await build({ dataset: root, concurrency: 1 }); // v3 v4
+    await build({ dataset: root, concurrency: 1, compact: false }); // v3 v4
     await addFragment(store, 3);
     const crash = () =>
       build({
         dataset: root,
         concurrency: 1,
+        compact: false,
         overrideStep: {
           MergeAndCommit: async (input) => {
             await merge(input as MergeStepInput);
@@ -343,9 +354,9 @@ describe('vacuum on a local directory, by the real clock (back-dated mtimes)', (
     const oldBuild = (await listAll(store, '_index/builds/'))[0]!.key.split('/').slice(0, 3).join('/') + '/';
     backdate(root, 30);
     // A week and a day ago the latest was v5; now v6 (f3 committed) and v7, v8 (f4).
-    await build({ dataset: root, concurrency: 1 }); // v6
+    await build({ dataset: root, concurrency: 1, compact: false }); // v6
     await addFragment(store, 4);
-    await build({ dataset: root, concurrency: 1 }); // v7 v8
+    await build({ dataset: root, concurrency: 1, compact: false }); // v7 v8
     backdate(root, 8, (k) => k === '_index/versions/00000000000000000006.json');
     await addFragment(store, 5);
     await expect(crash()).rejects.toThrow('simulated crash'); // v9, and a recent crashed build
@@ -362,9 +373,10 @@ describe('vacuum on a local directory, by the real clock (back-dated mtimes)', (
     expect(out.retainedVersions).toEqual([6, 7, 8, 9]);
     expect(out.deleted.builds).toEqual([oldBuild]);
     expect(out.dryRun).toBe(false);
-    // Directories of v2 and v4 (30 days old, unreferenced) and the first crashed merge's go;
-    // the recent crashed merge's directories are too young.
-    expect(out.deleted.indexDirs).toHaveLength(6);
+    // Appends never unreference a segment: only the first crashed build's parts (30 days old,
+    // never referenced) go; the recent crashed build's are too young.
+    expect(out.deleted.indexDirs).toHaveLength(2);
+    expect(out.deleted.indexDirs.every((d) => d.includes(`/${oldBuild.split('/')[2]}-g`))).toBe(true);
     const left = (await listAll(store, '_index/builds/')).map((o) => o.key);
     expect(left.length).toBeGreaterThan(0);
     expect(left.every((k) => !k.startsWith(oldBuild))).toBe(true);
@@ -373,7 +385,7 @@ describe('vacuum on a local directory, by the real clock (back-dated mtimes)', (
 });
 
 describe('vacuum bounds _index/', () => {
-  it('without vacuum _index/ grows with every build; vacuuming after each of 20 builds (0s, keep 3) leaves 3 versions and at most 2 directories per index', async () => {
+  it('without vacuum _index/ grows with every build; vacuuming after each of 20 builds (0s, keep 3) leaves 3 versions and only the directories they reference', async () => {
     const plain = tempDir('ssi-vacuum-grow-');
     const vacuumed = tempDir('ssi-vacuum-bounded-');
     const stores = [new LocalStore(plain), new LocalStore(vacuumed)];
@@ -397,15 +409,19 @@ describe('vacuum bounds _index/', () => {
         await addFragment(store, i);
         await build({ dataset, indexes: i === 0 ? INDEXES : undefined, concurrency: 1 });
       }
-      deletedTotal += (await vacuum({ dataset: vacuumed, olderThan: '0s', keepVersions: 3, now: () => Date.now() + 1000 })).objects;
+      const swept = await vacuum({ dataset: vacuumed, olderThan: '0s', keepVersions: 3, now: () => Date.now() + 1000 });
+      deletedTotal += swept.objects;
       const bounded = await count(stores[1]!);
       expect(bounded.versions).toBeLessThanOrEqual(3);
-      expect(Math.max(...bounded.dirsPerIndex)).toBeLessThanOrEqual(2);
+      // What is left is what the retained versions reference, segments the policy bounds.
+      const referenced = new Set((await Promise.all(swept.retainedVersions.map((v) => dirsOf(stores[1]!, v)))).flat());
+      expect(bounded.dirsPerIndex.reduce((a, b) => a + b, 0)).toBe(referenced.size);
     }
     const grown = await count(stores[0]!);
     const bounded = await count(stores[1]!);
-    expect(grown.versions).toBe(40);
-    expect(grown.dirsPerIndex).toEqual([20, 20]);
+    // Every append writes a segment directory, and compactions more: nothing removes them.
+    expect(grown.versions).toBeGreaterThan(40);
+    for (const d of grown.dirsPerIndex) expect(d).toBeGreaterThan(20);
     expect(bounded.versions).toBe(3);
     expect(bounded.builds).toBe(0);
     expect(await answers(vacuumed)).toEqual(await answers(plain));
@@ -413,7 +429,8 @@ describe('vacuum bounds _index/', () => {
     await vacuum({ dataset: vacuumed, olderThan: '0s', keepVersions: 1, now: () => Date.now() + 1000 });
     const minimal = await count(stores[1]!);
     expect(minimal.versions).toBe(1);
-    expect(minimal.dirsPerIndex).toEqual([1, 1]);
+    const latest = await loadLatestManifest(stores[1]!);
+    expect(minimal.dirsPerIndex).toEqual(['k_bitmap', 's_zonemap'].map((n) => latest.indexes.find((ix) => ix.name === n)!.segments.length));
     expect(await answers(vacuumed)).toEqual(await answers(plain));
     console.info(
       `20 builds: without vacuum ${grown.objects} objects, ${grown.bytes} bytes under _index/; ` +
@@ -447,20 +464,22 @@ describe('scalar-index vacuum', () => {
       await addFragment(store, f);
       await build({ dataset: root, indexes: f === 0 ? INDEXES : undefined, concurrency: 1 });
     }
+    // v7 merges k_bitmap's three segments, v8 s_zonemap's.
+    await compactDataset(root, { full: true });
     backdate(root, 10);
     const before = await snapshot(store);
     const dry = await runCli(['vacuum', root, '--keep-versions', '2', '--dry-run', '--quiet']);
     expect(dry.code, dry.stderr).toBe(0);
-    // v5 (registering f2) still references v4's directories: only v2's go.
-    expect(dry.stdout).toMatch(/^would delete 4 version\(s\), 2 index dir\(s\), 0 build\(s\), 0 leftover temp file\(s\): \d+ object\(s\), [\d.]+ (B|KiB)\nkept 2 version\(s\): 5–6 \(latest 6\)\n {2}versions 1–4\n {2}_index\/indexes\/k_bitmap\//);
-    expect(dry.stdout.split('\n').filter((l) => l.startsWith('  _index/indexes/'))).toHaveLength(2);
+    // v7 still references s_zonemap's three segments: only k_bitmap's go.
+    expect(dry.stdout).toMatch(/^would delete 6 version\(s\), 3 index dir\(s\), 0 build\(s\), 0 fragment table chunk\(s\), 0 leftover temp file\(s\): \d+ object\(s\), [\d.]+ (B|KiB)\nkept 2 version\(s\): 7–8 \(latest 8\)\n {2}versions 1–6\n {2}_index\/indexes\/k_bitmap\//);
+    expect(dry.stdout.split('\n').filter((l) => l.startsWith('  _index/indexes/'))).toHaveLength(3);
     expect(await snapshot(store)).toEqual(before);
 
     const real = await runCli(['vacuum', root, '--keep-versions', '2', '--older-than', '1h30m']);
     expect(real.code, real.stderr).toBe(0);
-    expect(real.stdout).toMatch(/^deleted 4 version\(s\), 2 index dir\(s\), 0 build\(s\), 0 leftover temp file\(s\)/);
+    expect(real.stdout).toMatch(/^deleted 6 version\(s\), 3 index dir\(s\), 0 build\(s\), 0 fragment table chunk\(s\), 0 leftover temp file\(s\)/);
     expect(real.stderr).toMatch(/deleting/);
-    expect(await listVersions(store)).toEqual([5, 6]);
+    expect(await listVersions(store)).toEqual([7, 8]);
   });
 
   it('vacuums an s3:// dataset from a child process whose only settings are the endpoint and credentials', async () => {
@@ -470,15 +489,16 @@ describe('scalar-index vacuum', () => {
       await addFragment(store, f);
       await build({ dataset, indexes: f === 0 ? INDEXES : undefined, concurrency: 1 });
     }
+    await compactDataset(dataset, { full: true }); // v5, v6: each index's two segments into one
     await sleep(1100); // S3 timestamps are whole seconds; 0s means "older than now"
     const env = { AWS_ENDPOINT_URL_S3: server.env.AWS_ENDPOINT_URL_S3!, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
     const r = await spawnCli(['vacuum', dataset, '--older-than', '0s', '--keep-versions', '1', '--json'], { env });
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as VacuumResult;
-    expect(out).toMatchObject({ deleted: { versions: [1, 2, 3], builds: [] }, dryRun: false, retainedVersions: [4] });
-    expect(out.deleted.indexDirs).toHaveLength(2);
+    expect(out).toMatchObject({ deleted: { versions: [1, 2, 3, 4, 5], builds: [] }, dryRun: false, retainedVersions: [6] });
+    expect(out.deleted.indexDirs).toHaveLength(4);
     expect(out.bytes).toBeGreaterThan(0);
-    expect(await listVersions(store)).toEqual([4]);
+    expect(await listVersions(store)).toEqual([6]);
   });
 });
 
