@@ -14,8 +14,8 @@ import { IpcFileReader } from '../format/ipc.js';
 import type { WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
 import { readChunk, writeFragmentChunks } from '../manifest/fragment-table.js';
-import { allFragments, commitManifest, loadLatestManifest, newSegmentId, type Manifest, type SegmentEntry } from '../manifest/manifest.js';
-import { has, intersect, subtract, union, type IdRanges } from '../manifest/ranges.js';
+import { commitManifest, loadLatestManifest, newSegmentId, someFragments, type Manifest, type SegmentEntry } from '../manifest/manifest.js';
+import { has, idsOf, intersect, subtract, union, type IdRanges } from '../manifest/ranges.js';
 import { columnTypeFromSignature } from '../query/coerce.js';
 import { listAll } from '../store/store.js';
 import { chunkCompaction, compactionTasks, indexCompaction } from './compaction-policy.js';
@@ -74,10 +74,9 @@ async function compactSegments(dataset: string, task: CompactionTask, tuning?: W
     tuning,
   });
   const held = segments.reduce<IdRanges>((acc, s) => union(acc, s.fragments), []);
-  const fragments = await allFragments(store, base);
-  const rowsOf = new Map(fragments.map((f) => [f.id, f.rows]));
-  let rows = 0;
-  for (const [s, e] of held) for (let id = s; id < e; id++) rows += rowsOf.get(id) ?? 0;
+  // Row counts of the merged fragments: only the table batches that hold them are read.
+  const rowsOf = new Map([...(await someFragments(store, base, idsOf(held))).values()].map((f) => [f.id, f.rows]));
+  const rowsIn = (r: IdRanges) => [...idsOf(r)].reduce((n, id) => n + (rowsOf.get(id) ?? 0), 0);
   const bytesRead = segments.reduce((n, s) => n + (s.files.find((f) => f.name === kind.mainFile)?.size ?? 0), 0);
   const bytesWritten = out.files.reduce((n, f) => n + f.size, 0);
 
@@ -100,7 +99,7 @@ async function compactSegments(dataset: string, task: CompactionTask, tuning?: W
         id: newSegmentId(),
         fragments: covered,
         ...(stale.length > 0 && { stale }),
-        rows,
+        rows: rowsIn(covered),
         bytes: bytesWritten,
         files: out.files,
         createdAt: new Date().toISOString(),
@@ -173,10 +172,16 @@ export async function compactDataset(
     if (!m.indexes.some((e) => e.name === name)) throw new UsageError(`no index named ${name} (defined: ${m.indexes.map((e) => e.name).join(', ') || 'none'})`);
   }
   const wanted = (name: string | null) => options.indexes === undefined || (name !== null && options.indexes.includes(name));
-  const pick = (latest: Manifest): CompactionTask[] =>
-    options.full
-      ? latest.indexes.filter((e) => wanted(e.name) && e.segments.length > 1).map((e) => ({ index: e.name, inputs: e.segments.map((s) => s.id) }))
-      : compactionTasks(latest).filter((t) => wanted(t.index));
+  const pick = (latest: Manifest): CompactionTask[] => {
+    if (!options.full) return compactionTasks(latest).filter((t) => wanted(t.index));
+    // Everything into one segment per index (a lone segment too, when it holds stale rows),
+    // and runs of small table chunks into one chunk each.
+    const tasks: CompactionTask[] = latest.indexes
+      .filter((e) => wanted(e.name) && (e.segments.length > 1 || e.segments.some((s) => s.stale?.length)))
+      .map((e) => ({ index: e.name, inputs: e.segments.map((s) => s.id) }));
+    const chunks = wanted(null) ? chunkCompaction(latest, 2) : undefined;
+    return chunks ? [...tasks, chunks] : tasks;
+  };
   const out: CompactionSummary['compactions'] = [];
   const limit = options.maxCompactions ?? 1000;
   let tasks = pick(m);

@@ -12,6 +12,7 @@ import { query } from '../../lib/query/evaluate.js';
 import { QueryCache } from '../../lib/query/cache.js';
 import { printPredicate } from '../../lib/query/print.js';
 import { build } from '../../lib/workflow/build.js';
+import { compactDataset } from '../../lib/workflow/compact.js';
 import type { IndexRequest } from '../../lib/workflow/types.js';
 import { S3Store } from '../../lib/store/s3.js';
 import { ARROW_FORMATS, datasetArb, writeDataset, type FragmentFormat, type FragmentSink, type GeneratedDataset } from '../support/dataset.js';
@@ -51,6 +52,29 @@ async function buildIncrementally(target: Target, ds: GeneratedDataset, rowsPerZ
   return root;
 }
 
+/**
+ * Many small appends: fragments land a few at a time, each batch built on its own (the
+ * workflow's compaction runs after each commit), with a compaction run by hand between some
+ * of them, policy-driven or full.
+ */
+async function buildByAppends(target: Target, ds: GeneratedDataset, rowsPerZone: number, batches: number[], compactions: ('none' | 'policy' | 'full')[]): Promise<string> {
+  const root = target.dataset;
+  const indexes: IndexRequest[] = ds.columns.flatMap((c) => [
+    { column: c.name, type: 'bitmap' as const },
+    { column: c.name, type: 'zonemap' as const, rowsPerZone },
+  ]);
+  let from = 0;
+  for (let i = 0; from < ds.fragments.length; i++) {
+    const to = Math.min(ds.fragments.length, from + (batches[i % batches.length] ?? 1));
+    await writeDataset(target.sink, { ...ds, fragments: ds.fragments.slice(from, to) });
+    await build({ dataset: root, indexes: from === 0 ? indexes : undefined, tuning: { batchKeys: 3, batchBytes: 256 } });
+    const c = compactions[i % compactions.length];
+    if (c !== 'none') await compactDataset(root, { full: c === 'full', tuning: { batchKeys: 3, batchBytes: 256 } });
+    from = to;
+  }
+  return root;
+}
+
 let server: S3TestServer | undefined;
 let runs = 0;
 const savedEnv = { ...process.env };
@@ -63,13 +87,16 @@ afterAll(async () => {
  * The same property on each store and fragment format. The S3 variant runs fewer cases: each
  * one costs a few hundred requests to s3rver.
  */
-const variants: { name: string; formats: readonly FragmentFormat[]; runs: number; s3: boolean }[] = [
-  { name: 'local directory, Arrow fragments', formats: ARROW_FORMATS, runs: Number(process.env.ORACLE_RUNS ?? 25), s3: false },
-  { name: 'local directory, Parquet fragments', formats: ['parquet'], runs: Math.ceil(Number(process.env.ORACLE_RUNS ?? 25) / 3), s3: false },
-  { name: 'S3 (s3rver), mixed Arrow and Parquet fragments', formats: [...ARROW_FORMATS, 'parquet'], runs: Math.ceil(Number(process.env.ORACLE_RUNS ?? 25) / 3), s3: true },
+const RUNS = Number(process.env.ORACLE_RUNS ?? 25);
+const variants: { name: string; formats: readonly FragmentFormat[]; runs: number; s3: boolean; appends?: boolean }[] = [
+  { name: 'local directory, Arrow fragments', formats: ARROW_FORMATS, runs: RUNS, s3: false },
+  { name: 'local directory, Parquet fragments', formats: ['parquet'], runs: Math.ceil(RUNS / 3), s3: false },
+  { name: 'S3 (s3rver), mixed Arrow and Parquet fragments', formats: [...ARROW_FORMATS, 'parquet'], runs: Math.ceil(RUNS / 3), s3: true },
+  { name: 'local directory, many small appends with compactions', formats: [...ARROW_FORMATS, 'parquet'], runs: Math.ceil(RUNS / 3), s3: false, appends: true },
+  { name: 'S3 (s3rver), many small appends with compactions', formats: [...ARROW_FORMATS, 'parquet'], runs: Math.ceil(RUNS / 6), s3: true, appends: true },
 ];
 
-describe.each(variants)('index answers against a brute-force oracle: $name', ({ formats, runs: numRuns, s3 }) => {
+describe.each(variants)('index answers against a brute-force oracle: $name', ({ formats, runs: numRuns, s3, appends }) => {
   beforeAll(async () => {
     if (!s3 || server) return;
     server = await startS3Server({ buckets: ['oracle'] });
@@ -97,10 +124,12 @@ describe.each(variants)('index answers against a brute-force oracle: $name', ({ 
             rowsPerZone: fc.integer({ min: 1, max: 9 }),
             groupRows: fc.integer({ min: 1, max: 60 }),
             split: fc.integer({ min: 1, max: ds.fragments.length }),
+            batches: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 6 }),
+            compactions: fc.array(fc.constantFrom('none' as const, 'policy' as const, 'full' as const), { minLength: 1, maxLength: 6 }),
           }),
         ),
-        async ({ ds, predicates, rowsPerZone, groupRows, split }) => {
-          const root = await buildIncrementally(target(), ds, rowsPerZone, groupRows, split);
+        async ({ ds, predicates, rowsPerZone, groupRows, split, batches, compactions }) => {
+          const root = appends ? await buildByAppends(target(), ds, rowsPerZone, batches, compactions) : await buildIncrementally(target(), ds, rowsPerZone, groupRows, split);
           debug('built', ds.columns, ds.fragments.map((f) => Object.values(f.rows)[0]?.length));
           for (const p of predicates) {
             const text = printPredicate(p);

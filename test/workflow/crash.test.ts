@@ -9,8 +9,10 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadLatestManifest, listVersions } from '../../lib/manifest/manifest.js';
 import { query, type QueryResult } from '../../lib/query/evaluate.js';
-import type { ObjectStore } from '../../lib/store/store.js';
+import { listAll, type ObjectStore } from '../../lib/store/store.js';
 import { build } from '../../lib/workflow/build.js';
+import { compactDataset } from '../../lib/workflow/compact.js';
+import { vacuum } from '../../lib/workflow/vacuum.js';
 import { fragmentBytes, type ColumnSpec } from '../support/dataset.js';
 import { datasetTargets, useS3Server, type DatasetTarget } from '../support/s3-env.js';
 
@@ -75,7 +77,7 @@ describe.each(Object.keys(targets))('crash points on %s', (kind) => {
     reference = await indexBytes(ref.store);
   });
 
-  it.each(['after-parts:2', 'before-commit', 'before-cleanup'])('killed %s: queries keep answering, a rerun converges', async (point) => {
+  it.each(['after-parts:2', 'part-before-record', 'register-before-head', 'before-commit', 'before-cleanup'])('killed %s: queries keep answering, a rerun converges', async (point) => {
     const t = targets[kind as keyof typeof targets]();
     await addFragments(t, 0, 4);
     await build({ dataset: t.dataset, indexes: INDEXES, groupRows: 30 });
@@ -92,6 +94,13 @@ describe.each(Object.keys(targets))('crash points on %s', (kind) => {
       // The commit landed: the new version answers for every fragment.
       expect(versionsAfter.length).toBe(versionsBefore.length + 2);
       for (const r of after) expect(r.unindexedFragments).toEqual([]);
+    } else if (point === 'register-before-head') {
+      // Nothing landed (a table chunk no manifest names): the new files are unregistered.
+      expect(versionsAfter).toEqual(versionsBefore);
+      after.forEach((r, i) => {
+        expect(r.fragments, QUERIES[i]).toEqual(before[i]!.fragments);
+        expect(r.unindexedFragments.map((f) => [f.id, f.reason])).toEqual(Array.from({ length: 6 }, () => [null, 'unregistered']));
+      });
     } else {
       // Only the registration landed: indexed answers are unchanged, new fragments unindexed.
       expect(versionsAfter.length).toBe(versionsBefore.length + 1);
@@ -109,5 +118,57 @@ describe.each(Object.keys(targets))('crash points on %s', (kind) => {
     // Linear history: each version's fragments extend the previous one's.
     const versions = await listVersions(t.store);
     expect(versions).toEqual(versions.map((_, i) => i + 1));
+  });
+});
+
+/**
+ * Compaction crash points: a full compaction of ten one-fragment segments per index is killed
+ * after its first output file, and after writing a whole merged segment before its commit.
+ * Queries answer as before from the last version; a rerun compacts to what an uninterrupted
+ * compaction makes; vacuum removes what the killed run left.
+ */
+describe.each(Object.keys(targets))('compaction crash points on %s', (kind) => {
+  async function appended(t: Target): Promise<void> {
+    for (let f = 0; f < 10; f++) {
+      await addFragments(t, f, f + 1);
+      await build({ dataset: t.dataset, indexes: f === 0 ? INDEXES : undefined, compact: false });
+    }
+  }
+  let reference: { answers: ReturnType<typeof answer>[]; segments: number[] };
+  beforeAll(async () => {
+    const ref = targets[kind as keyof typeof targets]();
+    await appended(ref);
+    await compactDataset(ref.dataset, { full: true });
+    const m = await loadLatestManifest(ref.store);
+    reference = { answers: (await Promise.all(QUERIES.map((q) => query(ref.dataset, q)))).map(answer), segments: m.indexes.map((e) => e.segments.length) };
+  });
+
+  it.each(['compact:mid-merge', 'compact:before-commit'])('killed %s: queries keep answering, a rerun converges, vacuum clears what it left', async (point) => {
+    const t = targets[kind as keyof typeof targets]();
+    await appended(t);
+    const before = (await Promise.all(QUERIES.map((q) => query(t.dataset, q)))).map(answer);
+    const versionsBefore = await listVersions(t.store);
+    expect((await loadLatestManifest(t.store)).indexes.map((e) => e.segments.length)).toEqual([10, 10]);
+
+    const crashed = await runCrashing(t.dataset, point);
+    expect(crashed.signal, crashed.stderr).toBe('SIGKILL');
+    expect(await listVersions(t.store)).toEqual(versionsBefore);
+    expect((await Promise.all(QUERIES.map((q) => query(t.dataset, q)))).map(answer)).toEqual(before);
+    // The killed run left merged output that no manifest names.
+    const referenced = new Set((await loadLatestManifest(t.store)).indexes.flatMap((e) => e.segments.flatMap((s) => s.files.map((f) => f.key))));
+    const orphans = (await listAll(t.store, '_index/indexes/')).filter((o) => !referenced.has(o.key));
+    expect(orphans.length).toBeGreaterThan(0);
+
+    await compactDataset(t.dataset, { full: true });
+    const m = await loadLatestManifest(t.store);
+    expect(m.indexes.map((e) => e.segments.length)).toEqual(reference.segments);
+    expect((await Promise.all(QUERIES.map((q) => query(t.dataset, q)))).map(answer)).toEqual(reference.answers);
+    const versions = await listVersions(t.store);
+    expect(versions).toEqual(versions.map((_, i) => i + 1));
+
+    await vacuum({ dataset: t.dataset, olderThan: 0, keepVersions: 1, now: () => Date.now() + 60_000 });
+    const live = new Set((await loadLatestManifest(t.store)).indexes.flatMap((e) => e.segments.flatMap((s) => s.files.map((f) => f.key))));
+    expect((await listAll(t.store, '_index/indexes/')).map((o) => o.key).sort()).toEqual([...live].sort());
+    expect((await Promise.all(QUERIES.map((q) => query(t.dataset, q)))).map(answer)).toEqual(reference.answers);
   });
 });
