@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import cliProgress from 'cli-progress';
 import { PredicateSyntaxError, ScalarIndexError, UsageError } from '../errors.js';
 import { INDEX_TYPES } from '../indexes/registry.js';
-import { query } from '../query/evaluate.js';
+import { query, type RegisteredFile } from '../query/evaluate.js';
 import type { Progress } from '../workflow/plan.js';
 import { build } from '../workflow/build.js';
 import { DEFAULT_KEEP_VERSIONS, DEFAULT_VACUUM_OLDER_THAN, parseDuration, vacuum, type VacuumResult } from '../workflow/vacuum.js';
@@ -125,7 +125,9 @@ export function createProgram(): Command {
       const r = await query(dataset, opts.where);
       if (opts.json) {
         const { stats: _stats, ...contract } = r;
-        process.stdout.write(`${JSON.stringify(contract)}\n`);
+        // Sizes and fingerprints are for readers in this library, not part of the contract.
+        const file = <T extends RegisteredFile>({ size: _s, rows: _r, fingerprint: _f, ...rest }: T) => rest;
+        process.stdout.write(`${JSON.stringify({ ...contract, fragments: contract.fragments.map(file), unindexedFragments: contract.unindexedFragments.map(file) })}\n`);
         return;
       }
       const total = r.fragments.length;

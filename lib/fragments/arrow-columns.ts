@@ -139,8 +139,6 @@ interface BatchHeader {
  * its last candidate row and the bodies of the batches holding candidates.
  */
 export class ArrowFileColumns {
-  private readonly headers = new Map<number, Promise<BatchHeader>>();
-
   private constructor(
     private readonly read: (start: number, end: number) => Promise<Uint8Array>,
     private readonly where: string,
@@ -157,7 +155,22 @@ export class ArrowFileColumns {
     private readonly wanted: readonly number[],
     private readonly firstBuffer: readonly number[],
     private readonly bufferCount: number,
+    /** Batch metadata by batch, read once (shared with `select`ed copies). */
+    private readonly headers = new Map<number, Promise<BatchHeader>>(),
   ) {}
+
+  /**
+   * The same file, reading `columns` instead (names the file lacks are left out). Batch
+   * metadata already read is shared, not read again.
+   */
+  select(columns: readonly string[]): ArrowFileColumns {
+    const wanted = [...new Set(columns)]
+      .map((name) => this.schema.fields.findIndex((f) => f.name === name))
+      .filter((i) => i >= 0)
+      .sort((a, b) => a - b);
+    const projected = new arrow.Schema(wanted.map((i) => this.schema.fields[i]!), this.schema.metadata);
+    return new ArrowFileColumns(this.read, this.where, this.size, this.fingerprint, this.schema, projected, this.footerVersion, this.blocks, this.bodiesEnd, wanted, this.firstBuffer, this.bufferCount, this.headers);
+  }
 
   /** Record batches the footer lists. */
   get batchCount(): number {

@@ -73,11 +73,21 @@ export function normalize(p: Predicate, negate = false): Normalized {
   }
 }
 
+/**
+ * What the manifest registered about a fragment file, for readers that check it is still the
+ * same file (`scan` does): size in bytes, rows, fingerprint. Not part of the CLI's JSON.
+ */
+export interface RegisteredFile {
+  size?: number;
+  rows?: number;
+  fingerprint?: string;
+}
+
 export interface QueryResult {
   exact: boolean;
   rows: number;
-  fragments: { id: number; path: string; ranges: [number, number][] }[];
-  unindexedFragments: { id: number; path: string }[];
+  fragments: ({ id: number; path: string; ranges: [number, number][] } & RegisteredFile)[];
+  unindexedFragments: ({ id: number; path: string } & RegisteredFile)[];
   indexesUsed: string[];
   /** Manifest version answered from, and ranged reads of index files. */
   stats: { version: number; indexReads: number };
@@ -213,10 +223,14 @@ function shape(manifest: Manifest, set: RowSet, unindexed: Set<number>) {
     const bm = set.get(f.id);
     if (!bm || bm.size === 0) continue;
     rows += bm.size;
-    fragments.push({ id: f.id, path: f.path, ranges: toRanges(bm) });
+    fragments.push({ id: f.id, path: f.path, ranges: toRanges(bm), ...registered(f) });
   }
-  const unindexedFragments = manifest.fragments.filter((f) => unindexed.has(f.id)).map((f) => ({ id: f.id, path: f.path }));
+  const unindexedFragments = manifest.fragments.filter((f) => unindexed.has(f.id)).map((f) => ({ id: f.id, path: f.path, ...registered(f) }));
   return { rows, fragments, unindexedFragments };
+}
+
+function registered(f: Manifest['fragments'][number]): RegisteredFile {
+  return { size: f.size, rows: f.rows, fingerprint: f.fingerprint };
 }
 
 /** Sorted, non-overlapping [start, end) runs of a bitmap. */
