@@ -24,6 +24,11 @@ import { loadFragment, type LoadedFragment } from '../fragments/reader.js';
 import type { ObjectStore } from '../store/store.js';
 import { selectColumns } from './columns.js';
 
+export interface ScanTuning {
+  /** Files up to this size are read whole (default WHOLE_FILE_BYTES; tests set 0 to force ranged reads). */
+  wholeFileBytes?: number;
+}
+
 /** One fragment file to scan, as a query answer names it. */
 export interface FragmentTarget {
   /** Registered id, or null for a file under data/ the manifest does not register yet. */
@@ -110,7 +115,8 @@ export class RangeCursor {
  * @throws FragmentChangedError naming the file when it is not the file registered (size,
  *   fingerprint or row count differ); FragmentReadError when it cannot be read
  */
-export async function openFragment(store: ObjectStore, target: FragmentTarget): Promise<OpenedFragment> {
+export async function openFragment(store: ObjectStore, target: FragmentTarget, tuning: ScanTuning = {}): Promise<OpenedFragment> {
+  const wholeFileBytes = tuning.wholeFileBytes ?? WHOLE_FILE_BYTES;
   const where = store.describe(target.path);
   const changed = () =>
     new FragmentChangedError(`fragment ${where}${target.id !== null ? ` (id ${target.id})` : ''} changed after it was registered; fragments are immutable`);
@@ -138,7 +144,7 @@ export async function openFragment(store: ObjectStore, target: FragmentTarget): 
   const parquet = target.path.toLowerCase().endsWith('.parquet');
   if (!parquet && target.path.toLowerCase().endsWith('.arrows')) return whole();
   const size = target.size ?? (await headSize());
-  if (size <= WHOLE_FILE_BYTES) return whole();
+  if (size <= wholeFileBytes) return whole();
 
   if (parquet) {
     // Only a hash of the whole file would prove it unchanged; its size (and ETag, when

@@ -25,7 +25,7 @@ import { compileRowPredicate, type RowPredicate } from '../query/rows.js';
 import { CountingStore } from '../store/counting.js';
 import type { Progress } from '../workflow/plan.js';
 import { pickSchema, selectColumns } from './columns.js';
-import { openFragment, RangeCursor, type FragmentTarget } from './fragment-reader.js';
+import { openFragment, RangeCursor, type FragmentTarget, type ScanTuning } from './fragment-reader.js';
 
 export interface ScanOptions extends QueryOptions {
   /** Columns to return, in this order (default: every column of each fragment, in its order). */
@@ -34,6 +34,9 @@ export interface ScanOptions extends QueryOptions {
   limit?: number;
   /** Called as fragments are done: `{ step: 'scan', done, total, detail }`. */
   progress?: Progress;
+  /** The index answer to follow, when the caller has it already (default: `query()` is asked). */
+  answer?: QueryResult;
+  tuning?: ScanTuning;
 }
 
 /** Matching rows of one batch of one fragment. */
@@ -104,7 +107,7 @@ export class Scan implements AsyncIterable<arrow.RecordBatch> {
     const filterColumns = predicateColumns(predicate);
     const limit = options.limit ?? Infinity;
     if (limit === 0) return;
-    const result = await query(this.dataset, predicate, options);
+    const result = options.answer ?? (await query(this.dataset, predicate, options));
     this.query = result;
     const store = new CountingStore(openDataset(this.dataset).store);
     const targets: FragmentTarget[] = [
@@ -119,7 +122,7 @@ export class Scan implements AsyncIterable<arrow.RecordBatch> {
       for (const [done, target] of targets.entries()) {
         progress({ step: 'scan', done, total: targets.length, detail: `${stats.rowsMatched} row(s)` });
         const where = store.describe(target.path);
-        const fragment = await openFragment(store, target);
+        const fragment = await openFragment(store, target, options.tuning);
         stats.fragmentsRead++;
         try {
           const output = options.columns ?? fragment.schema.fields.map((f) => f.name);
