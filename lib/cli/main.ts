@@ -1,17 +1,19 @@
 /**
- * `scalar-index build | query | inspect | vacuum` (contract.md). Exit codes: 0 success, 2 usage error
+ * `scalar-index build | query | inspect | scan | vacuum` (contract.md). Exit codes: 0 success, 2 usage error
  * (bad flags, malformed predicate), 1 any other failure with one line naming the culprit.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import cliProgress from 'cli-progress';
 import { PredicateSyntaxError, ScalarIndexError, UsageError } from '../errors.js';
-import { INDEX_TYPES } from '../indexes/registry.js';
-import { query, type RegisteredFile } from '../query/evaluate.js';
+import { INDEX_TYPES } from '../indexes/kind.js';
+import type { RegisteredFile } from '../query/evaluate.js';
 import type { Progress } from '../workflow/plan.js';
-import { build } from '../workflow/build.js';
-import { DEFAULT_KEEP_VERSIONS, DEFAULT_VACUUM_OLDER_THAN, parseDuration, vacuum, type VacuumResult } from '../workflow/vacuum.js';
-import { inspect, formatInspect } from './inspect.js';
 import type { IndexRequest } from '../workflow/types.js';
+import type { VacuumResult } from '../workflow/vacuum.js';
+import { DEFAULT_KEEP_VERSIONS, DEFAULT_VACUUM_OLDER_THAN, parseDuration } from '../workflow/vacuum-settings.js';
+
+// Each command loads its own code when it runs (`await import`): the workflow engine, Arrow,
+// roaring and zod cost hundreds of milliseconds to load, and `--help` or a query needs few
+// of them. bench/startup.bench.ts measures it.
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -20,6 +22,21 @@ function positiveInt(name: string) {
     }
     return Number(value);
   };
+}
+
+function nonNegativeInt(name: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+      throw new InvalidArgumentError(`${name} must be a whole number of at least 0, got '${value}'`);
+    }
+    return Number(value);
+  };
+}
+
+function columnList(value: string): string[] {
+  const columns = value.split(',').map((c) => c.trim());
+  if (columns.some((c) => c.length === 0)) throw new InvalidArgumentError(`expected comma-separated column names, got '${value}'`);
+  return columns;
 }
 
 function indexSpec(value: string, previous: IndexRequest[] = []): IndexRequest[] {
@@ -32,10 +49,16 @@ function indexSpec(value: string, previous: IndexRequest[] = []): IndexRequest[]
   return [...previous, { column, type: type as IndexRequest['type'] }];
 }
 
-/** Progress on stderr: a bar on a TTY, one line per step otherwise. */
-function progressReporter(enabled: boolean): { progress: Progress; stop(): void } {
+/**
+ * Progress on stderr: a bar on a TTY, one line per step otherwise. With `delayMs`, nothing is
+ * shown before that much time has passed (a quick command stays quiet).
+ */
+async function progressReporter(enabled: boolean, delayMs = 0): Promise<{ progress: Progress; stop(): void }> {
   if (!enabled) return { progress: () => {}, stop() {} };
+  const started = Date.now();
+  const late = () => delayMs === 0 || Date.now() - started >= delayMs;
   if (process.stderr.isTTY) {
+    const { default: cliProgress } = await import('cli-progress');
     const bar = new cliProgress.SingleBar(
       { stream: process.stderr, format: ' {step} [{bar}] {value}/{total} {detail}', hideCursor: true, clearOnComplete: true },
       cliProgress.Presets.shades_classic,
@@ -43,6 +66,7 @@ function progressReporter(enabled: boolean): { progress: Progress; stop(): void 
     let current = '';
     return {
       progress: (e) => {
+        if (!late()) return;
         if (e.total === undefined) {
           if (current) bar.stop();
           current = '';
@@ -59,10 +83,16 @@ function progressReporter(enabled: boolean): { progress: Progress; stop(): void 
     };
   }
   let last = '';
+  let shown = false;
   return {
     progress: (e) => {
+      if (!late()) return;
       const line = e.total === undefined ? `${e.step}…` : `${e.step} ${e.done ?? 0}/${e.total}`;
-      if (line !== last && (e.total === undefined || e.done === 0 || e.done === e.total || e.step === 'parts')) process.stderr.write(`${line}\n`);
+      // The first line after a delay is shown whatever its step, so a late start is visible.
+      if (line !== last && (!shown || e.total === undefined || e.done === 0 || e.done === e.total || e.step === 'parts' || e.step === 'scan')) {
+        process.stderr.write(`${line}${e.detail && e.step === 'scan' ? ` (${e.detail})` : ''}\n`);
+        shown = true;
+      }
       last = line;
     },
     stop() {},
@@ -91,9 +121,10 @@ export function createProgram(): Command {
       if (opts.rowsPerZone !== undefined && !indexes?.some((r) => r.type === 'zonemap')) {
         throw new UsageError('--rows-per-zone needs at least one --index <column>:zonemap');
       }
-      const reporter = progressReporter(!opts.quiet);
+      const reporter = await progressReporter(!opts.quiet);
       const started = Date.now();
       try {
+        const { build } = await import('../workflow/build.js');
         const summary = await build({ dataset, indexes, groupRows: opts.groupRows, concurrency: opts.concurrency, skipBadFragments: opts.skipBadFragments, progress: reporter.progress });
         reporter.stop();
         for (const f of summary.fragmentsFailed) process.stderr.write(`skipped bad fragment ${f.path}: ${f.reason}\n`);
@@ -122,6 +153,7 @@ export function createProgram(): Command {
     .requiredOption('--where <predicate>', `SQL WHERE subset, e.g. "region = 'EU' AND price BETWEEN 10 AND 20"`)
     .option('--json', 'print the JSON answer on stdout')
     .action(async (dataset: string, opts: { where: string; json?: boolean }) => {
+      const { query } = await import('../query/evaluate.js');
       const r = await query(dataset, opts.where);
       if (opts.json) {
         const { stats: _stats, ...contract } = r;
@@ -149,8 +181,30 @@ export function createProgram(): Command {
     .argument('<dataset>', 'dataset directory or file:// URI')
     .option('--json', 'print JSON on stdout')
     .action(async (dataset: string, opts: { json?: boolean }) => {
+      const { inspect, formatInspect } = await import('./inspect.js');
       const info = await inspect(dataset);
       process.stdout.write(opts.json ? `${JSON.stringify(info)}\n` : formatInspect(info));
+    });
+
+  program
+    .command('scan')
+    .description('return the rows that match a predicate: candidates from the indexes, re-checked row by row; fragments no index covers are read in full')
+    .argument('<dataset>', 'dataset directory, file:// or s3:// URI')
+    .requiredOption('--where <predicate>', `SQL WHERE subset, e.g. "region = 'EU' AND price BETWEEN 10 AND 20"`)
+    .option('--columns <a,b,…>', 'columns to return, in this order (default: all)', columnList)
+    .addOption(new Option('--format <format>', 'output format: an Arrow IPC stream, newline-delimited JSON or CSV').choices(['arrow', 'ndjson', 'csv']).default('ndjson'))
+    .option('--limit <n>', 'stop after this many rows', nonNegativeInt('--limit'))
+    .option('--output <file>', 'write to this file (it appears only once complete) instead of stdout')
+    .addOption(new Option('--quiet', 'no progress on stderr'))
+    .action(async (dataset: string, opts: { where: string; columns?: string[]; format: 'arrow' | 'ndjson' | 'csv'; limit?: number; output?: string; quiet?: boolean }) => {
+      // Progress only for scans that take a while.
+      const reporter = await progressReporter(!opts.quiet, 1000);
+      try {
+        const { runScanCommand } = await import('./scan.js');
+        await runScanCommand(dataset, { where: opts.where, columns: opts.columns, format: opts.format, limit: opts.limit, output: opts.output, progress: reporter.progress });
+      } finally {
+        reporter.stop();
+      }
     });
 
   program
@@ -163,9 +217,10 @@ export function createProgram(): Command {
     .option('--json', 'print a JSON summary on stdout')
     .addOption(new Option('--quiet', 'no progress on stderr'))
     .action(async (dataset: string, opts: { olderThan?: number; keepVersions?: number; dryRun?: boolean; json?: boolean; quiet?: boolean }) => {
-      const reporter = progressReporter(!opts.quiet);
+      const reporter = await progressReporter(!opts.quiet);
       let r: VacuumResult;
       try {
+        const { vacuum } = await import('../workflow/vacuum.js');
         r = await vacuum({ dataset, olderThan: opts.olderThan, keepVersions: opts.keepVersions, dryRun: opts.dryRun, progress: reporter.progress });
       } finally {
         reporter.stop();

@@ -126,7 +126,7 @@ export class Scan implements AsyncIterable<arrow.RecordBatch> {
         stats.fragmentsRead++;
         try {
           const output = options.columns ?? fragment.schema.fields.map((f) => f.name);
-          for (const name of output) {
+          for (const name of [...output, ...filterColumns]) {
             if (!fragment.schema.fields.some((f) => f.name === name)) {
               throw new MissingColumnError(`column '${name}' not found in fragment ${where} (columns: ${fragment.schema.fields.map((f) => f.name).join(', ') || '(none)'})`);
             }
