@@ -36,9 +36,11 @@ interface Sink {
 
 function streamSink(stream: NodeJS.WritableStream, onFinish: () => Promise<void>, onAbort: () => Promise<void>): Sink {
   let failed: Error | undefined;
-  stream.on('error', (err: NodeJS.ErrnoException) => {
+  const onError = (err: NodeJS.ErrnoException) => {
     failed = err.code === 'EPIPE' ? new ReaderGone() : err;
-  });
+  };
+  stream.on('error', onError);
+  const detach = () => stream.off('error', onError);
   return {
     async write(chunk) {
       if (failed) throw failed;
@@ -56,10 +58,14 @@ function streamSink(stream: NodeJS.WritableStream, onFinish: () => Promise<void>
       if (failed) throw failed;
     },
     async finish() {
+      detach();
       if (failed) throw failed;
       await onFinish();
     },
-    abort: onAbort,
+    async abort() {
+      detach();
+      await onAbort();
+    },
   };
 }
 
@@ -175,8 +181,8 @@ export async function runScanCommand(dataset: string, options: ScanCommandOption
     }
     await sink.finish();
   } catch (err) {
-    if (err instanceof ReaderGone) return s.stats;
     await sink.abort();
+    if (err instanceof ReaderGone) return s.stats;
     throw err;
   }
   return s.stats;

@@ -6,11 +6,12 @@
  * Flat types are gathered on their typed arrays: fixed-width values word by word (NaN payloads
  * and 64-bit integers are copied as bits, never through `number` or a per-row BigInt),
  * booleans bit by bit, variable-width values through their offsets, dictionary-encoded
- * columns by their codes (sharing the dictionary). Other types (lists, structs, maps, unions,
- * views) go through apache-arrow's builders, value by value: correct, and slow, for columns
- * nothing here indexes or filters.
+ * columns by their codes (sharing the dictionary); structs, lists, large lists, fixed-size
+ * lists and maps by taking the selected rows of their children. Unions and view types are
+ * refused with a ColumnTypeError naming the column.
  */
 import * as arrow from 'apache-arrow';
+import { ColumnTypeError } from '../errors.js';
 
 /**
  * The rows `indices` (ascending positions in `batch`) of the columns of `schema` (fields of
@@ -21,7 +22,12 @@ export function takeRows(batch: arrow.RecordBatch, indices: Uint32Array, schema:
   const children = schema.fields.map((f) => {
     const i = batch.schema.fields.findIndex((g) => g.name === f.name);
     if (i < 0) throw new Error(`takeRows: the batch has no column '${f.name}'`);
-    return takeData(batch.data.children[i]!, indices);
+    try {
+      return takeData(batch.data.children[i]!, indices);
+    } catch (err) {
+      if (err instanceof ColumnTypeError) throw new ColumnTypeError(`column '${f.name}': ${err.message}`);
+      throw err;
+    }
   });
   return new arrow.RecordBatch(schema, arrow.makeData({ type: new arrow.Struct(schema.fields), length: count, nullCount: 0, children }));
 }
@@ -43,7 +49,7 @@ export function takeData(data: arrow.Data, indices: Uint32Array): arrow.Data {
   }
   if (D.isBool(type)) return arrow.makeData({ ...base, data: takeBits(data.values as Uint8Array, data.offset, indices) } as never);
   if (isFixedWidth(type)) return arrow.makeData({ ...base, data: takeFixed(data.values, data.offset, data.stride, indices) } as never);
-  return takeByBuilder(data, indices);
+  return takeNested(data, indices);
 }
 
 function isFixedWidth(t: arrow.DataType): boolean {
@@ -137,11 +143,45 @@ function takeVariable(data: arrow.Data, indices: Uint32Array): { valueOffsets: I
   return { valueOffsets, values };
 }
 
-function takeByBuilder(data: arrow.Data, indices: Uint32Array): arrow.Data {
-  const vector = arrow.makeVector(data);
-  const builder = arrow.makeBuilder({ type: data.type, nullValues: [null, undefined] });
-  for (let k = 0; k < indices.length; k++) builder.append(vector.get(indices[k]!) as never);
-  const chunks = builder.finish().toVector().data;
-  if (chunks.length !== 1) throw new Error(`takeRows: ${String(data.type)} came back in ${chunks.length} chunks`);
-  return chunks[0]!;
+/** Positions in a list's child of the values of rows `indices`, and the new offsets. */
+function takeListChildren(data: arrow.Data, indices: Uint32Array): { childIndices: Uint32Array; valueOffsets: Int32Array | BigInt64Array } {
+  const off = data.offset;
+  const offsets = data.valueOffsets as Int32Array | BigInt64Array;
+  const large = offsets instanceof BigInt64Array;
+  const at = (j: number) => (large ? Number(offsets[j]!) : (offsets[j] as number));
+  let total = 0;
+  for (let k = 0; k < indices.length; k++) total += at(off + indices[k]! + 1) - at(off + indices[k]!);
+  const childIndices = new Uint32Array(total);
+  const valueOffsets = large ? new BigInt64Array(indices.length + 1) : new Int32Array(indices.length + 1);
+  let pos = 0;
+  for (let k = 0; k < indices.length; k++) {
+    const j = off + indices[k]!;
+    for (let x = at(j); x < at(j + 1); x++) childIndices[pos++] = x;
+    if (large) (valueOffsets as BigInt64Array)[k + 1] = BigInt(pos);
+    else (valueOffsets as Int32Array)[k + 1] = pos;
+  }
+  return { childIndices, valueOffsets };
+}
+
+/** Nested types: the selected rows of their children, recursively. */
+function takeNested(data: arrow.Data, indices: Uint32Array): arrow.Data {
+  const type = data.type;
+  const D = arrow.DataType;
+  const { nullCount, nullBitmap } = takeValidity(data, indices);
+  const base = { type, length: indices.length, nullCount, nullBitmap } as const;
+  if (D.isStruct(type)) {
+    // Arrow JS slices a struct's children with it: row i of the struct is row i of each child.
+    return arrow.makeData({ ...base, children: data.children.map((c) => takeData(c, indices)) } as never);
+  }
+  if (D.isList(type) || D.isMap(type) || (type as arrow.DataType).typeId === arrow.Type.LargeList) {
+    const { childIndices, valueOffsets } = takeListChildren(data, indices);
+    return arrow.makeData({ ...base, valueOffsets, child: takeData(data.children[0]!, childIndices) } as never);
+  }
+  if (D.isFixedSizeList(type)) {
+    const size = (type as arrow.FixedSizeList).listSize;
+    const childIndices = new Uint32Array(indices.length * size);
+    for (let k = 0; k < indices.length; k++) for (let x = 0; x < size; x++) childIndices[k * size + x] = indices[k]! * size + x;
+    return arrow.makeData({ ...base, child: takeData(data.children[0]!, childIndices) } as never);
+  }
+  throw new ColumnTypeError(`cannot select rows of a ${String(type)} column`);
 }
