@@ -49,14 +49,9 @@ function indexSpec(value: string, previous: IndexRequest[] = []): IndexRequest[]
   return [...previous, { column, type: type as IndexRequest['type'] }];
 }
 
-/**
- * Progress on stderr: a bar on a TTY, one line per step otherwise. With `delayMs`, nothing is
- * shown before that much time has passed (a quick command stays quiet).
- */
-async function progressReporter(enabled: boolean, delayMs = 0): Promise<{ progress: Progress; stop(): void }> {
+/** Progress on stderr: a bar on a TTY, one line per step otherwise. */
+async function progressReporter(enabled: boolean): Promise<{ progress: Progress; stop(): void }> {
   if (!enabled) return { progress: () => {}, stop() {} };
-  const started = Date.now();
-  const late = () => delayMs === 0 || Date.now() - started >= delayMs;
   if (process.stderr.isTTY) {
     const { default: cliProgress } = await import('cli-progress');
     const bar = new cliProgress.SingleBar(
@@ -66,7 +61,6 @@ async function progressReporter(enabled: boolean, delayMs = 0): Promise<{ progre
     let current = '';
     return {
       progress: (e) => {
-        if (!late()) return;
         if (e.total === undefined) {
           if (current) bar.stop();
           current = '';
@@ -83,19 +77,34 @@ async function progressReporter(enabled: boolean, delayMs = 0): Promise<{ progre
     };
   }
   let last = '';
-  let shown = false;
   return {
     progress: (e) => {
-      if (!late()) return;
-      const line = e.total === undefined ? `${e.step}…` : `${e.step} ${e.done ?? 0}/${e.total}`;
-      // The first line after a delay is shown whatever its step, so a late start is visible.
-      if (line !== last && (!shown || e.total === undefined || e.done === 0 || e.done === e.total || e.step === 'parts' || e.step === 'scan')) {
-        process.stderr.write(`${line}${e.detail && e.step === 'scan' ? ` (${e.detail})` : ''}\n`);
-        shown = true;
-      }
+      const line = e.total === undefined ? `${e.step}…` : `${e.step} ${e.done ?? 0}/${e.total}${e.step === 'scan' && e.detail ? ` ${e.detail}` : ''}`;
+      if (line !== last && (e.total === undefined || e.done === 0 || e.done === e.total || e.step === 'parts' || e.step === 'scan')) process.stderr.write(`${line}\n`);
       last = line;
     },
     stop() {},
+  };
+}
+
+/**
+ * Progress for commands that are often quick (scan): nothing until `delayMs` after the first
+ * event, then at most one event per `delayMs`, and the last one (done = total) once anything
+ * was shown.
+ */
+export function afterDelay(progress: Progress, delayMs: number, now: () => number = Date.now): Progress {
+  let first: number | undefined;
+  let last = 0;
+  let shown = false;
+  return (e) => {
+    const t = now();
+    first ??= t;
+    const final = e.total !== undefined && e.done === e.total;
+    if (shown ? final || t - last >= delayMs : t - first >= delayMs) {
+      progress(e);
+      shown = true;
+      last = t;
+    }
   };
 }
 
@@ -197,11 +206,12 @@ export function createProgram(): Command {
     .option('--output <file>', 'write to this file (it appears only once complete) instead of stdout')
     .addOption(new Option('--quiet', 'no progress on stderr'))
     .action(async (dataset: string, opts: { where: string; columns?: string[]; format: 'arrow' | 'ndjson' | 'csv'; limit?: number; output?: string; quiet?: boolean }) => {
-      // Progress only for scans that take a while.
-      const reporter = await progressReporter(!opts.quiet, 1000);
+      const reporter = await progressReporter(!opts.quiet);
       try {
         const { runScanCommand } = await import('./scan.js');
-        await runScanCommand(dataset, { where: opts.where, columns: opts.columns, format: opts.format, limit: opts.limit, output: opts.output, progress: reporter.progress });
+        // Progress only for scans that take a while.
+        const progress = afterDelay(reporter.progress, 1000);
+        await runScanCommand(dataset, { where: opts.where, columns: opts.columns, format: opts.format, limit: opts.limit, output: opts.output, progress });
       } finally {
         reporter.stop();
       }

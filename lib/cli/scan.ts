@@ -172,8 +172,11 @@ export async function runScanCommand(dataset: string, options: ScanCommandOption
       }
     }
     if (!schema) {
-      // No row matched: still a valid stream (or CSV header) with the columns, when known.
-      await start(s.schema ?? new arrow.Schema([]));
+      // No row matched: still a valid stream (or CSV header) with the columns of the first
+      // fragment scanned. With no fragment scanned, a CSV header has the columns asked for
+      // and an Arrow stream has no columns (their types are unknown).
+      const names = options.columns ?? [];
+      await start(s.schema ?? new arrow.Schema(options.format === 'csv' ? names.map((n) => new arrow.Field(n, new arrow.Null(), true)) : []));
     }
     if (arrowWriter) {
       arrowWriter.finish();

@@ -32,7 +32,7 @@ export interface ScanOptions extends QueryOptions {
   columns?: readonly string[];
   /** Stop after this many rows (reading stops too). */
   limit?: number;
-  /** Called as fragments are done: `{ step: 'scan', done, total, detail }`. */
+  /** Called as fragments are started and rows found: `{ step: 'scan', done: fragments done, total, detail }`. */
   progress?: Progress;
   /** The index answer to follow, when the caller has it already (default: `query()` is asked). */
   answer?: QueryResult;
@@ -157,6 +157,7 @@ export class Scan implements AsyncIterable<arrow.RecordBatch> {
             for (let k = 0; k < count; k++) offsets[k]! += rowStart;
             stats.rowsMatched += count;
             sync();
+            progress({ step: 'scan', done, total: targets.length, detail: `${stats.rowsMatched} row(s)` });
             yield { fragment: { id: target.id, path: target.path }, offsets, batch: rows };
             if (stats.rowsMatched >= limit) return;
           }
