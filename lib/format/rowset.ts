@@ -8,7 +8,7 @@
  * `byte_len == 0` means "every row of the fragment"; it is accepted when reading (Lance writes
  * it) and never written here.
  */
-import roaring from 'roaring';
+import roaring from './roaring.js';
 import { IndexFileError } from '../errors.js';
 
 const { RoaringBitmap32 } = roaring;
