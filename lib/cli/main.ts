@@ -11,6 +11,8 @@ import type { IndexRequest } from '../workflow/types.js';
 import type { VacuumResult } from '../workflow/vacuum.js';
 import { DEFAULT_KEEP_VERSIONS, DEFAULT_VACUUM_OLDER_THAN, parseDuration } from '../workflow/vacuum-settings.js';
 
+export { useThroughputGc } from '../runtime.js';
+
 // Each command loads its own code when it runs (`await import`): the workflow engine, Arrow,
 // roaring and zod cost hundreds of milliseconds to load, and `--help` or a query needs few
 // of them. bench/startup.bench.ts measures it.

@@ -14,33 +14,33 @@ import * as fs from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import * as path from 'node:path';
 
-const require = createRequire(import.meta.url);
+const requireHere = createRequire(import.meta.url);
 
 function load(): typeof import('roaring') {
   let seeded: string | undefined;
   try {
-    const pkgDir = path.dirname(require.resolve('roaring/package.json'));
+    const pkgDir = path.dirname(requireHere.resolve('roaring/package.json'));
     const candidates = [
       path.join(pkgDir, 'native', `roaring-node-v${process.versions.modules}-${process.platform}-${process.arch}-glibc`, 'roaring.node'),
       path.join(pkgDir, 'build', 'Release', 'roaring.node'),
     ];
     const binary = process.platform === 'linux' ? candidates.find((c) => fs.existsSync(c)) : undefined;
     const locator = binary ? createRequire(path.join(pkgDir, 'index.js')).resolve('@mapbox/node-pre-gyp/lib/pre-binding') : undefined;
-    if (binary && locator && !require.cache[locator]) {
+    if (binary && locator && !requireHere.cache[locator]) {
       const stub = new Module(locator);
       stub.filename = locator;
       stub.loaded = true;
       stub.exports = { find: () => binary };
-      require.cache[locator] = stub;
+      requireHere.cache[locator] = stub;
       seeded = locator;
     }
   } catch {
     // Fall through to roaring's own lookup.
   }
   try {
-    return require('roaring') as typeof import('roaring');
+    return requireHere('roaring') as typeof import('roaring');
   } finally {
-    if (seeded) delete require.cache[seeded];
+    if (seeded) delete requireHere.cache[seeded];
   }
 }
 

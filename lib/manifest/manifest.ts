@@ -10,62 +10,16 @@
  * was written; readers verify what they read against it. Both fields are optional: versions
  * written before them are read (unverified) as before.
  */
-import { z } from 'zod';
 import { AlreadyExistsError, CommitConflictError, IndexFileError } from '../errors.js';
-import { isEncodedCrc32c } from '../format/crc32c.js';
 import { CONTENT_CHECKSUM_FIELD, verifyContentChecksum, withContentChecksum } from '../format/json-checksum.js';
 import type { ObjectStore } from '../store/store.js';
+import type { Manifest } from './schema.js';
+import { checkManifestShape, MANIFEST_FORMAT } from './shape.js';
 
-export const MANIFEST_FORMAT = 'serverless-scalar-index/manifest/1';
+export { MANIFEST_FORMAT };
 export const VERSIONS_PREFIX = '_index/versions/';
 
-const FragmentEntrySchema = z.object({
-  id: z.number().int().min(0).max(0xffffffff),
-  path: z.string().min(1),
-  size: z.number().int().nonnegative(),
-  rows: z.number().int().nonnegative(),
-  fingerprint: z.string().min(1),
-  /**
-   * Set when the fragment could not be indexed and the build was told to skip bad fragments:
-   * why. A failed fragment is registered (its id is never reused) but no index covers it, so
-   * every query lists it in `unindexedFragments`.
-   */
-  failed: z.string().optional(),
-});
-
-const IndexFileSchema = z.object({
-  name: z.string(),
-  key: z.string(),
-  size: z.number().int().nonnegative(),
-  /** CRC32C of the whole file, base64 of the big-endian 4 bytes (as S3 encodes it). */
-  crc32c: z.string().refine(isEncodedCrc32c, 'not a base64 CRC32C').optional(),
-});
-
-const IndexEntrySchema = z.object({
-  name: z.string().min(1),
-  column: z.string().min(1),
-  type: z.enum(['zonemap', 'bitmap']),
-  params: z.object({ rowsPerZone: z.number().int().positive().optional() }),
-  /** Column type signature (column-type.ts), fixed when the index is first built. */
-  valueType: z.string(),
-  files: z.array(IndexFileSchema),
-  /** Covered fragment ids, ascending. */
-  fragmentIds: z.array(z.number().int().min(0)),
-  updatedAt: z.string(),
-});
-
-const ManifestSchema = z.object({
-  format: z.literal(MANIFEST_FORMAT),
-  version: z.number().int().nonnegative(),
-  createdAt: z.string(),
-  nextFragmentId: z.number().int().min(0).max(2 ** 32),
-  fragments: z.array(FragmentEntrySchema),
-  indexes: z.array(IndexEntrySchema),
-});
-
-export type FragmentEntry = z.infer<typeof FragmentEntrySchema>;
-export type IndexEntry = z.infer<typeof IndexEntrySchema>;
-export type Manifest = z.infer<typeof ManifestSchema>;
+export type { FragmentEntry, IndexEntry, Manifest } from './schema.js';
 
 export function emptyManifest(): Manifest {
   return { format: MANIFEST_FORMAT, version: 0, createdAt: new Date(0).toISOString(), nextFragmentId: 0, fragments: [], indexes: [] };
@@ -95,11 +49,8 @@ export async function readManifest(store: ObjectStore, version: number): Promise
     throw new IndexFileError(`manifest ${store.describe(key)} is not valid JSON`, { cause: err });
   }
   verifyContentChecksum(json, `manifest ${store.describe(key)}`);
-  const parsed = ManifestSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new IndexFileError(`manifest ${store.describe(key)} is malformed: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
-  }
+  const parsed = checkManifestShape(json);
+  if (!parsed.success) throw new IndexFileError(`manifest ${store.describe(key)} is malformed: ${parsed.path || '(root)'}: ${parsed.message}`);
   // A version that records file checksums was written with its own: if that is gone (a
   // damaged field name), the content cannot be trusted.
   if (!(CONTENT_CHECKSUM_FIELD in (json as object)) && parsed.data.indexes.some((e) => e.files.some((f) => f.crc32c !== undefined))) {
@@ -139,6 +90,8 @@ export async function commitManifest(
     if (next === null) return { manifest: latest, committed: false, attempts: attempt };
     const version = latest.version + 1;
     const content: Manifest = { ...next, format: MANIFEST_FORMAT, version, createdAt: new Date().toISOString() };
+    // zod (about 0.5 MB of code) is loaded only by writers; readers check with shape.ts.
+    const { ManifestSchema } = await import('./schema.js');
     ManifestSchema.parse(content);
     try {
       const body = `${JSON.stringify(withContentChecksum(content), null, 1)}\n`;

@@ -50,6 +50,8 @@ export function formatRows(batch: arrow.RecordBatch, format: TextFormat): string
 
 /** The CSV header line for `schema`. */
 export function csvHeader(schema: arrow.Schema): string {
+  // No columns known (nothing was scanned and none were named): no header line either.
+  if (schema.fields.length === 0) return '';
   return `${schema.fields.map((f) => csvQuote(f.name, false)).join(',')}\n`;
 }
 
