@@ -5,7 +5,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { PredicateSyntaxError, ScalarIndexError, UsageError } from '../errors.js';
 import { INDEX_TYPES } from '../indexes/kind.js';
-import type { RegisteredFile } from '../query/evaluate.js';
 import type { Progress } from '../workflow/plan.js';
 import type { IndexRequest } from '../workflow/types.js';
 import type { VacuumResult } from '../workflow/vacuum.js';
@@ -168,9 +167,7 @@ export function createProgram(): Command {
       const r = await query(dataset, opts.where);
       if (opts.json) {
         const { stats: _stats, ...contract } = r;
-        // Sizes and fingerprints are for readers in this library, not part of the contract.
-        const file = <T extends RegisteredFile>({ size: _s, rows: _r, fingerprint: _f, ...rest }: T) => rest;
-        process.stdout.write(`${JSON.stringify({ ...contract, fragments: contract.fragments.map(file), unindexedFragments: contract.unindexedFragments.map(file) })}\n`);
+        process.stdout.write(`${JSON.stringify(contract)}\n`);
         return;
       }
       const total = r.fragments.length;

@@ -75,22 +75,25 @@ export function normalize(p: Predicate, negate = false): Normalized {
 
 /**
  * What the manifest registered about a fragment file, for readers that check it is still the
- * same file (`scan` does): size in bytes, rows, fingerprint. Not part of the CLI's JSON.
+ * same file (`scan` does).
  */
 export interface RegisteredFile {
-  size?: number;
-  rows?: number;
-  fingerprint?: string;
+  size: number;
+  rows: number;
+  fingerprint: string;
 }
 
 export interface QueryResult {
   exact: boolean;
   rows: number;
-  fragments: ({ id: number; path: string; ranges: [number, number][] } & RegisteredFile)[];
-  unindexedFragments: ({ id: number; path: string } & RegisteredFile)[];
+  fragments: { id: number; path: string; ranges: [number, number][] }[];
+  unindexedFragments: { id: number; path: string }[];
   indexesUsed: string[];
-  /** Manifest version answered from, and ranged reads of index files. */
-  stats: { version: number; indexReads: number };
+  /**
+   * Manifest version answered from, ranged reads of index files, and what the manifest
+   * registered about each fragment the answer names, by id (not part of the CLI's JSON).
+   */
+  stats: { version: number; indexReads: number; files: Map<number, RegisteredFile> };
 }
 
 interface UsedIndex {
@@ -200,7 +203,7 @@ export async function query(dataset: string, where: string | Predicate, options:
     exact,
     ...shape(manifest, set, unindexed),
     indexesUsed: [...new Set([...used.values()].map((u) => u.entry.name))],
-    stats: { version: manifest.version, indexReads: await countReads(used) },
+    stats: { version: manifest.version, indexReads: await countReads(used), files: registeredFiles(manifest, set, unindexed) },
   };
 }
 
@@ -223,14 +226,18 @@ function shape(manifest: Manifest, set: RowSet, unindexed: Set<number>) {
     const bm = set.get(f.id);
     if (!bm || bm.size === 0) continue;
     rows += bm.size;
-    fragments.push({ id: f.id, path: f.path, ranges: toRanges(bm), ...registered(f) });
+    fragments.push({ id: f.id, path: f.path, ranges: toRanges(bm) });
   }
-  const unindexedFragments = manifest.fragments.filter((f) => unindexed.has(f.id)).map((f) => ({ id: f.id, path: f.path, ...registered(f) }));
+  const unindexedFragments = manifest.fragments.filter((f) => unindexed.has(f.id)).map((f) => ({ id: f.id, path: f.path }));
   return { rows, fragments, unindexedFragments };
 }
 
-function registered(f: Manifest['fragments'][number]): RegisteredFile {
-  return { size: f.size, rows: f.rows, fingerprint: f.fingerprint };
+function registeredFiles(manifest: Manifest, set: RowSet, unindexed: Set<number>): Map<number, RegisteredFile> {
+  const files = new Map<number, RegisteredFile>();
+  for (const f of manifest.fragments) {
+    if (unindexed.has(f.id) || (set.get(f.id)?.size ?? 0) > 0) files.set(f.id, { size: f.size, rows: f.rows, fingerprint: f.fingerprint });
+  }
+  return files;
 }
 
 /** Sorted, non-overlapping [start, end) runs of a bitmap. */

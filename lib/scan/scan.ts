@@ -110,9 +110,11 @@ export class Scan implements AsyncIterable<arrow.RecordBatch> {
     const result = options.answer ?? (await query(this.dataset, predicate, options));
     this.query = result;
     const store = new CountingStore(openDataset(this.dataset).store);
+    // What registration recorded, where the answer says (an unregistered file has nothing).
+    const registered = (id: number | null) => (id === null ? undefined : result.stats?.files?.get(id));
     const targets: FragmentTarget[] = [
-      ...result.fragments.map(({ id, path, ranges, size, rows, fingerprint }) => ({ id, path, ranges, size, rows, fingerprint })),
-      ...result.unindexedFragments.map(({ id, path, size, rows, fingerprint }) => ({ id, path, size, rows, fingerprint })),
+      ...result.fragments.map(({ id, path, ranges }) => ({ id, path, ranges, ...registered(id) })),
+      ...result.unindexedFragments.map(({ id, path }) => ({ id, path, ...registered(id) })),
     ];
     stats.fragments = targets.length;
     const progress = options.progress ?? (() => {});
