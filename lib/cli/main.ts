@@ -1,18 +1,21 @@
 /**
- * `scalar-index build | query | inspect | vacuum` (contract.md). Exit codes: 0 success, 2 usage error
+ * `scalar-index build | query | inspect | scan | compact | vacuum` (contract.md). Exit codes: 0 success, 2 usage error
  * (bad flags, malformed predicate), 1 any other failure with one line naming the culprit.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import cliProgress from 'cli-progress';
 import { PredicateSyntaxError, ScalarIndexError, UsageError } from '../errors.js';
-import { INDEX_TYPES } from '../indexes/registry.js';
-import { query } from '../query/evaluate.js';
+import { INDEX_TYPES } from '../indexes/kind.js';
 import type { Progress } from '../workflow/plan.js';
-import { build } from '../workflow/build.js';
-import { DEFAULT_KEEP_VERSIONS, DEFAULT_VACUUM_OLDER_THAN, parseDuration, vacuum, type VacuumResult } from '../workflow/vacuum.js';
-import { inspect, formatInspect } from './inspect.js';
-import { compactDataset, type CompactionSummary } from '../workflow/compact.js';
+import type { CompactionSummary } from '../workflow/compact.js';
 import type { IndexRequest } from '../workflow/types.js';
+import type { VacuumResult } from '../workflow/vacuum.js';
+import { DEFAULT_KEEP_VERSIONS, DEFAULT_VACUUM_OLDER_THAN, parseDuration } from '../workflow/vacuum-settings.js';
+
+export { useThroughputGc } from '../runtime.js';
+
+// Each command loads its own code when it runs (`await import`): the workflow engine, Arrow,
+// roaring and zod cost hundreds of milliseconds to load, and `--help` or a query needs few
+// of them. bench/startup.bench.ts measures it.
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -21,6 +24,21 @@ function positiveInt(name: string) {
     }
     return Number(value);
   };
+}
+
+function nonNegativeInt(name: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+      throw new InvalidArgumentError(`${name} must be a whole number of at least 0, got '${value}'`);
+    }
+    return Number(value);
+  };
+}
+
+function columnList(value: string): string[] {
+  const columns = value.split(',').map((c) => c.trim());
+  if (columns.some((c) => c.length === 0)) throw new InvalidArgumentError(`expected comma-separated column names, got '${value}'`);
+  return columns;
 }
 
 function indexSpec(value: string, previous: IndexRequest[] = []): IndexRequest[] {
@@ -34,9 +52,10 @@ function indexSpec(value: string, previous: IndexRequest[] = []): IndexRequest[]
 }
 
 /** Progress on stderr: a bar on a TTY, one line per step otherwise. */
-function progressReporter(enabled: boolean): { progress: Progress; stop(): void } {
+async function progressReporter(enabled: boolean): Promise<{ progress: Progress; stop(): void }> {
   if (!enabled) return { progress: () => {}, stop() {} };
   if (process.stderr.isTTY) {
+    const { default: cliProgress } = await import('cli-progress');
     const bar = new cliProgress.SingleBar(
       { stream: process.stderr, format: ' {step} [{bar}] {value}/{total} {detail}', hideCursor: true, clearOnComplete: true },
       cliProgress.Presets.shades_classic,
@@ -62,11 +81,32 @@ function progressReporter(enabled: boolean): { progress: Progress; stop(): void 
   let last = '';
   return {
     progress: (e) => {
-      const line = e.total === undefined ? `${e.step}…` : `${e.step} ${e.done ?? 0}/${e.total}`;
-      if (line !== last && (e.total === undefined || e.done === 0 || e.done === e.total || e.step === 'parts')) process.stderr.write(`${line}\n`);
+      const line = e.total === undefined ? `${e.step}…` : `${e.step} ${e.done ?? 0}/${e.total}${e.step === 'scan' && e.detail ? ` ${e.detail}` : ''}`;
+      if (line !== last && (e.total === undefined || e.done === 0 || e.done === e.total || e.step === 'parts' || e.step === 'scan')) process.stderr.write(`${line}\n`);
       last = line;
     },
     stop() {},
+  };
+}
+
+/**
+ * Progress for commands that are often quick (scan): nothing until `delayMs` after the first
+ * event, then at most one event per `delayMs`, and the last one (done = total) once anything
+ * was shown.
+ */
+export function afterDelay(progress: Progress, delayMs: number, now: () => number = Date.now): Progress {
+  let first: number | undefined;
+  let last = 0;
+  let shown = false;
+  return (e) => {
+    const t = now();
+    first ??= t;
+    const final = e.total !== undefined && e.done === e.total;
+    if (shown ? final || t - last >= delayMs : t - first >= delayMs) {
+      progress(e);
+      shown = true;
+      last = t;
+    }
   };
 }
 
@@ -92,9 +132,10 @@ export function createProgram(): Command {
       if (opts.rowsPerZone !== undefined && !indexes?.some((r) => r.type === 'zonemap')) {
         throw new UsageError('--rows-per-zone needs at least one --index <column>:zonemap');
       }
-      const reporter = progressReporter(!opts.quiet);
+      const reporter = await progressReporter(!opts.quiet);
       const started = Date.now();
       try {
+        const { build } = await import('../workflow/build.js');
         const summary = await build({ dataset, indexes, groupRows: opts.groupRows, concurrency: opts.concurrency, skipBadFragments: opts.skipBadFragments, progress: reporter.progress });
         reporter.stop();
         for (const f of summary.fragmentsFailed) process.stderr.write(`skipped bad fragment ${f.path}: ${f.reason}\n`);
@@ -128,6 +169,7 @@ export function createProgram(): Command {
     .option('--registered-only', 'answer over the fragments the latest version registers, without listing data/ (files added, deleted or rewritten since the last build are not accounted for)')
     .option('--json', 'print the JSON answer on stdout')
     .action(async (dataset: string, opts: { where: string; json?: boolean; registeredOnly?: boolean }) => {
+      const { query } = await import('../query/evaluate.js');
       const r = await query(dataset, opts.where, { registeredOnly: opts.registeredOnly });
       if (opts.json) {
         const { stats: _stats, ...contract } = r;
@@ -160,8 +202,31 @@ export function createProgram(): Command {
     .argument('<dataset>', 'dataset directory or file:// URI')
     .option('--json', 'print JSON on stdout')
     .action(async (dataset: string, opts: { json?: boolean }) => {
+      const { inspect, formatInspect } = await import('./inspect.js');
       const info = await inspect(dataset);
       process.stdout.write(opts.json ? `${JSON.stringify(info)}\n` : formatInspect(info));
+    });
+
+  program
+    .command('scan')
+    .description('return the rows that match a predicate: candidates from the indexes, re-checked row by row; fragments no index covers are read in full')
+    .argument('<dataset>', 'dataset directory, file:// or s3:// URI')
+    .requiredOption('--where <predicate>', `SQL WHERE subset, e.g. "region = 'EU' AND price BETWEEN 10 AND 20"`)
+    .option('--columns <a,b,…>', 'columns to return, in this order (default: all)', columnList)
+    .addOption(new Option('--format <format>', 'output format: an Arrow IPC stream, newline-delimited JSON or CSV').choices(['arrow', 'ndjson', 'csv']).default('ndjson'))
+    .option('--limit <n>', 'stop after this many rows', nonNegativeInt('--limit'))
+    .option('--output <file>', 'write to this file (it appears only once complete) instead of stdout')
+    .addOption(new Option('--quiet', 'no progress on stderr'))
+    .action(async (dataset: string, opts: { where: string; columns?: string[]; format: 'arrow' | 'ndjson' | 'csv'; limit?: number; output?: string; quiet?: boolean }) => {
+      const reporter = await progressReporter(!opts.quiet);
+      try {
+        const { runScanCommand } = await import('./scan.js');
+        // Progress only for scans that take a while.
+        const progress = afterDelay(reporter.progress, 1000);
+        await runScanCommand(dataset, { where: opts.where, columns: opts.columns, format: opts.format, limit: opts.limit, output: opts.output, progress });
+      } finally {
+        reporter.stop();
+      }
     });
 
   program
@@ -173,9 +238,10 @@ export function createProgram(): Command {
     .option('--json', 'print a JSON summary on stdout')
     .addOption(new Option('--quiet', 'no progress on stderr'))
     .action(async (dataset: string, opts: { index?: string[]; full?: boolean; json?: boolean; quiet?: boolean }) => {
-      const reporter = progressReporter(!opts.quiet);
+      const reporter = await progressReporter(!opts.quiet);
       let r: CompactionSummary;
       try {
+        const { compactDataset } = await import('../workflow/compact.js');
         r = await compactDataset(dataset, { indexes: opts.index, full: opts.full, progress: reporter.progress });
       } finally {
         reporter.stop();
@@ -202,9 +268,10 @@ export function createProgram(): Command {
     .option('--json', 'print a JSON summary on stdout')
     .addOption(new Option('--quiet', 'no progress on stderr'))
     .action(async (dataset: string, opts: { olderThan?: number; keepVersions?: number; dryRun?: boolean; json?: boolean; quiet?: boolean }) => {
-      const reporter = progressReporter(!opts.quiet);
+      const reporter = await progressReporter(!opts.quiet);
       let r: VacuumResult;
       try {
+        const { vacuum } = await import('../workflow/vacuum.js');
         r = await vacuum({ dataset, olderThan: opts.olderThan, keepVersions: opts.keepVersions, dryRun: opts.dryRun, progress: reporter.progress });
       } finally {
         reporter.stop();

@@ -8,7 +8,9 @@
  * Node major on the deploy machine; `createRequire` keeps esbuild from following the import,
  * and `test/stacks/bundle.test.ts` runs the workflow bundles with no roaring installed.
  */
-import { createRequire } from 'node:module';
+import * as fs from 'node:fs';
+import Module, { createRequire } from 'node:module';
+import * as path from 'node:path';
 // roaring is an optional dependency: where it could not be installed, the build (`npm ci`'s
 // `prepare`) must still compile, with these types as `any`. Where it is installed, as in CI,
 // they are roaring's own.
@@ -24,15 +26,52 @@ let loaded: RoaringClass | undefined;
 export function loadRoaring(): RoaringClass {
   if (loaded) return loaded;
   let mod: { RoaringBitmap32: RoaringClass };
+  const requireHere = createRequire(import.meta.url);
+  const seeded = seedBinaryLocator(requireHere);
   try {
-    mod = createRequire(import.meta.url)('roaring') as { RoaringBitmap32: RoaringClass };
+    mod = requireHere('roaring') as { RoaringBitmap32: RoaringClass };
   } catch (err) {
     throw new Error(
       'the roaring package is not installed here: decoding bitmaps (queries) needs it (npm install roaring); the build steps and the Lambda bundles do not',
       { cause: err },
     );
+  } finally {
+    if (seeded) delete requireHere.cache[seeded];
   }
   return (loaded = mod.RoaringBitmap32);
+}
+
+/**
+ * roaring's entry point asks `@mapbox/node-pre-gyp`'s `pre-binding.find()` where its compiled
+ * binary is, and loading that locator (node-pre-gyp, npmlog, semver, …) takes 55–90 ms where
+ * the binary itself loads in about 2 ms: most of what a query process spends on roaring. So
+ * while roaring's entry point loads, the locator is answered from here with the binary it
+ * would have found (the ABI-named prebuilt directory, else the `build/Release` one roaring
+ * falls back to itself), and only when one of them exists; the caller then puts the real
+ * locator back for anyone else. Anything unexpected (roaring not installed, another layout, a
+ * locator that moved) leaves roaring's own lookup untouched. Returns the seeded cache key.
+ */
+function seedBinaryLocator(requireHere: NodeJS.Require): string | undefined {
+  try {
+    if (process.platform !== 'linux') return undefined;
+    const pkgDir = path.dirname(requireHere.resolve('roaring/package.json'));
+    const candidates = [
+      path.join(pkgDir, 'native', `roaring-node-v${process.versions.modules}-${process.platform}-${process.arch}-glibc`, 'roaring.node'),
+      path.join(pkgDir, 'build', 'Release', 'roaring.node'),
+    ];
+    const binary = candidates.find((c) => fs.existsSync(c));
+    if (!binary) return undefined;
+    const locator = createRequire(path.join(pkgDir, 'index.js')).resolve('@mapbox/node-pre-gyp/lib/pre-binding');
+    if (requireHere.cache[locator]) return undefined;
+    const stub = new Module(locator);
+    stub.filename = locator;
+    stub.loaded = true;
+    stub.exports = { find: () => binary };
+    requireHere.cache[locator] = stub;
+    return locator;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether roaring has been loaded in this process (for tests that check a path never needs it). */

@@ -18,6 +18,7 @@ import { createRequire } from 'node:module';
 import * as arrow from 'apache-arrow';
 import type { AsyncBuffer } from 'hyparquet';
 import { FragmentReadError } from '../errors.js';
+import { checkBatch } from './check.js';
 
 /**
  * parquet-wasm (its wasm module is compiled at import, ~70 ms) is loaded on the first Parquet
@@ -145,4 +146,131 @@ export async function readParquetFooter(read: (start: number, end: number) => Pr
     if (typeof err === 'object' && err !== null && readErrors.has(err)) throw err;
     throw new FragmentReadError(`corrupt or truncated fragment ${where}: ${oneLine(String((err as Error)?.message ?? err))}`, { cause: err });
   }
+}
+
+/**
+ * A Parquet file opened for reading some row groups and columns by ranged reads: parquet-wasm's
+ * async reader (arrow-rs) fetches the footer, then only the column chunks of the row groups
+ * asked for, and decodes them with the same Arrow types the whole-file decode gives (so a scan
+ * sees exactly what the indexes were built from). Pages are not skipped inside a row group.
+ */
+export interface ParquetRowGroups {
+  /** The Arrow schema the file decodes to. */
+  schema: arrow.Schema;
+  /** Rows of each row group, in file order. */
+  rowGroupRows: number[];
+  /** Rows in the file (the footer's count). */
+  rows: number;
+  /**
+   * Decode row group `index`, only `columns` (names of `schema`); its batches in order.
+   *
+   * @throws FragmentReadError naming the file
+   */
+  readRowGroup(index: number, columns: readonly string[]): Promise<arrow.RecordBatch[]>;
+  /** Release the decoder's memory. */
+  close(): void;
+}
+
+/** A Blob as far as parquet-wasm's async reader uses one: `size`, `slice`, `arrayBuffer`. */
+class RangedBlob {
+  constructor(
+    private readonly read: (start: number, end: number) => Promise<Uint8Array>,
+    private readonly start: number,
+    private readonly end: number,
+  ) {}
+  get size(): number {
+    return this.end - this.start;
+  }
+  slice(from = 0, to = this.size): RangedBlob {
+    // Blob semantics: negative positions count from the end; out-of-range ones are clamped.
+    const at = (p: number) => Math.min(this.size, Math.max(0, p < 0 ? this.size + p : p));
+    const a = at(from);
+    return new RangedBlob(this.read, this.start + a, this.start + Math.max(a, at(to)));
+  }
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const bytes = await this.read(this.start, this.end);
+    return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
+  }
+}
+
+/**
+ * Open a Parquet file of `size` bytes for row-group reads through `read` (bytes [start, end)).
+ *
+ * @param where - how to name the file in errors
+ * @throws FragmentReadError naming `where` when the footer cannot be read; errors from
+ *   `read` itself propagate unchanged
+ */
+export async function openParquetRowGroups(read: (start: number, end: number) => Promise<Uint8Array>, size: number, where: string): Promise<ParquetRowGroups> {
+  const fail = (why: string, cause?: unknown) => new FragmentReadError(`corrupt or truncated fragment ${where}: ${why}`, { cause });
+  // The reader's own errors cross the wasm boundary as strings; keep the original.
+  let readError: unknown;
+  const tracked = async (start: number, end: number) => {
+    try {
+      return await read(start, end);
+    } catch (err) {
+      readError ??= err;
+      throw err;
+    }
+  };
+  const rethrow = (err: unknown, what: string): never => {
+    if (readError !== undefined) throw readError;
+    throw fail(`${what}${wasmReason(err)}`, err);
+  };
+  if (size < 12) throw fail(`${size} bytes is too small for a Parquet file`);
+  const wasm = loadParquetWasm();
+  let file: import('parquet-wasm/node').ParquetFile;
+  try {
+    file = await wasm.ParquetFile.fromFile(new RangedBlob(tracked, 0, size) as unknown as Blob);
+  } catch (err) {
+    return rethrow(err, '');
+  }
+  let schema: arrow.Schema;
+  let rowGroupRows: number[];
+  let rows: number;
+  try {
+    const reader = arrow.RecordBatchReader.from(file.schema().intoIPCStream());
+    reader.open();
+    if (!reader.schema) throw new Error('no schema');
+    schema = reader.schema;
+    // Metadata objects hold wasm memory until freed.
+    const metadata = file.metadata();
+    const groups = metadata.rowGroups();
+    rowGroupRows = groups.map((g) => g.numRows());
+    for (const g of groups) g.free();
+    const fileMetadata = metadata.fileMetadata();
+    rows = fileMetadata.numRows();
+    fileMetadata.free();
+    metadata.free();
+  } catch (err) {
+    file.free();
+    throw fail(`cannot read its metadata: ${wasmReason(err)}`, err);
+  }
+  let closed = false;
+  return {
+    schema,
+    rowGroupRows,
+    rows,
+    async readRowGroup(index, columns) {
+      let ipc: Uint8Array;
+      try {
+        const table = await file.read({ rowGroups: [index], columns: [...columns], batchSize: PARQUET_BATCH_ROWS });
+        ipc = table.intoIPCStream();
+      } catch (err) {
+        return rethrow(err, `row group ${index}: `);
+      }
+      try {
+        const reader = arrow.RecordBatchReader.from(ipc);
+        reader.open();
+        const batches = [...reader];
+        for (const batch of batches) checkBatch(batch, ipc.byteLength);
+        return batches;
+      } catch (err) {
+        throw fail(`row group ${index}: ${oneLine(String((err as Error)?.message ?? err))}`, err);
+      }
+    },
+    close() {
+      if (!closed) file.free();
+      closed = true;
+    },
+  };
 }

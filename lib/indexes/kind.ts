@@ -12,6 +12,9 @@ import type { ObjectStore } from '../store/store.js';
 
 export type IndexType = 'zonemap' | 'bitmap';
 
+/** Every index type, here rather than in the registry so that naming them loads no index code. */
+export const INDEX_TYPES: readonly IndexType[] = ['zonemap', 'bitmap'];
+
 export interface IndexParams {
   /** Zone map only: rows per zone, > 0. */
   rowsPerZone?: number;

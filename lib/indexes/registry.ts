@@ -1,7 +1,7 @@
 /** Index kinds by name. Adding a kind means adding its file and one line here. */
 import { UsageError } from '../errors.js';
 import { bitmapIndex } from './bitmap.js';
-import type { IndexKind, IndexType } from './kind.js';
+import { INDEX_TYPES, type IndexKind, type IndexType } from './kind.js';
 import { zonemapIndex } from './zonemap.js';
 
 const KINDS: Record<IndexType, IndexKind> = {
@@ -9,7 +9,7 @@ const KINDS: Record<IndexType, IndexKind> = {
   bitmap: bitmapIndex,
 };
 
-export const INDEX_TYPES = Object.keys(KINDS) as IndexType[];
+export { INDEX_TYPES };
 
 export function indexKind(type: string): IndexKind {
   const kind = KINDS[type as IndexType];

@@ -51,8 +51,24 @@ export interface QueryResult {
    * `registered-only`: only the fragments that version registers were considered.
    */
   discovery: 'listed' | 'registered-only';
-  /** Ranged reads of index files. */
-  stats: { version: number; indexReads: number };
+  /**
+   * Ranged reads of index files, and what the manifest registered about the fragments whose
+   * rows the answer vouches for (candidates, and registered ones no used index covers), by
+   * id: readers of those rows check the file is still that one (not part of the CLI's JSON).
+   */
+  stats: { version: number; indexReads: number; files: Map<number, RegisteredFile> };
+}
+
+/**
+ * What the manifest registered about a fragment file, for readers that check it is still the
+ * same file (`scan` does).
+ */
+export interface RegisteredFile {
+  size: number;
+  rows: number;
+  fingerprint: string;
+  /** The store's tag at registration, when recorded. */
+  etag?: string;
 }
 
 interface UsedIndex {
@@ -209,6 +225,12 @@ export async function query(dataset: string, where: string | Predicate, options:
     rows += bm.size;
     fragments.push({ id, path: named.get(id)!.path, ranges: toRanges(bm) });
   }
+  // Failed and changed fragments are read as they are now: what was registered says nothing of them.
+  const registeredFiles = new Map<number, RegisteredFile>();
+  for (const id of [...answered.map(([id]) => id), ...idsOf(notCovered)]) {
+    const f = named.get(id)!;
+    registeredFiles.set(id, { size: f.size, rows: f.rows, fingerprint: f.fingerprint, ...(f.etag !== undefined && { etag: f.etag }) });
+  }
   const reasonOf = (id: number): UnindexedReason => (has(failed, id) ? 'failed' : has(changedHere, id) ? 'changed' : 'not covered');
   const unindexedFragments: QueryResult['unindexedFragments'] = [
     ...[...idsOf(toScan)].map((id) => ({ id, path: named.get(id)!.path, reason: reasonOf(id) })),
@@ -223,7 +245,7 @@ export async function query(dataset: string, where: string | Predicate, options:
     indexesUsed: [...new Set([...used.values()].map((u) => u.entry.name))],
     version: manifest.version,
     discovery: files ? 'listed' : 'registered-only',
-    stats: { version: manifest.version, indexReads: await countReads(used) },
+    stats: { version: manifest.version, indexReads: await countReads(used), files: registeredFiles },
   };
 }
 

@@ -71,6 +71,9 @@ import { FRAGMENTS_PREFIX } from '../manifest/fragment-table.js';
 import { LOCAL_TEMP_PREFIX } from '../store/local.js';
 import type { ObjectInfo, ObjectStore } from '../store/store.js';
 import type { Progress } from './plan.js';
+import { DEFAULT_KEEP_VERSIONS, DEFAULT_VACUUM_OLDER_THAN, parseDuration } from './vacuum-settings.js';
+
+export { DEFAULT_KEEP_VERSIONS, DEFAULT_VACUUM_OLDER_THAN, parseDuration };
 
 export const INDEXES_PREFIX = '_index/indexes/';
 export const BUILDS_PREFIX = '_index/builds/';
@@ -81,9 +84,6 @@ export const BUILDS_PREFIX = '_index/builds/';
 export const TEMP_PREFIX = LOCAL_TEMP_PREFIX;
 const LEGACY_TEMP_NAME = /\.tmp-[0-9a-f]{12}$/;
 
-/** Default `--older-than`: 7 days. */
-export const DEFAULT_VACUUM_OLDER_THAN = '7d';
-export const DEFAULT_KEEP_VERSIONS = 10;
 /** Keys per `deleteMany` call (S3's DeleteObjects limit). */
 export const VACUUM_DELETE_BATCH = 1000;
 /** Manifests read at once. */
@@ -130,27 +130,6 @@ export interface VacuumResult {
   dryRun: boolean;
   /** The versions left, ascending (the latest is always among them). */
   retainedVersions: number[];
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
-/**
- * Parse a duration: one or more `<integer><unit>` terms, units `ms`, `s`, `m`, `h`, `d`, `w`.
- *
- * @throws UsageError naming the value.
- * @example
- * parseDuration('7d') // 604800000
- * parseDuration('1h30m') // 5400000
- * parseDuration('0s') // 0
- */
-export function parseDuration(text: string): number {
-  const value = String(text).trim();
-  const terms = /^(?:\d+(?:ms|s|m|h|d|w))+$/.test(value) ? [...value.matchAll(/(\d+)(ms|s|m|h|d|w)/g)] : [];
-  const ms = terms.reduce((sum, [, n, unit]) => sum + Number(n) * UNITS[unit!]!, 0);
-  if (terms.length === 0 || !Number.isSafeInteger(ms)) {
-    throw new UsageError(`invalid duration ${JSON.stringify(text)}: expected a number and a unit (s, m, h, d, w), e.g. 7d, 12h, 30m or 0s`);
-  }
-  return ms;
 }
 
 interface Group {

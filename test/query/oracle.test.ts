@@ -4,19 +4,24 @@
  * groups so numeric part order matters), built in two increments:
  * - bitmap answers equal the brute-force oracle exactly;
  * - zone-map answers contain every oracle row;
- * - combined answers (both kinds, AND/OR/NOT) are exact-and-equal or a superset.
+ * - combined answers (both kinds, AND/OR/NOT) are exact-and-equal or a superset;
+ * - `scan()` returns exactly the oracle's rows (offsets, and every column's values bit for
+ *   bit) whether it follows a bitmap, a zone map or no index at all.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { query } from '../../lib/query/evaluate.js';
+import { scan } from '../../lib/scan/scan.js';
 import { QueryCache } from '../../lib/query/cache.js';
 import { printPredicate } from '../../lib/query/print.js';
 import { build } from '../../lib/workflow/build.js';
 import { compactDataset } from '../../lib/workflow/compact.js';
 import type { IndexRequest } from '../../lib/workflow/types.js';
+import type { IndexType } from '../../lib/indexes/kind.js';
 import { S3Store } from '../../lib/store/s3.js';
 import { ARROW_FORMATS, datasetArb, writeDataset, type FragmentFormat, type FragmentSink, type GeneratedDataset } from '../support/dataset.js';
 import { startS3Server, type S3TestServer } from '../support/s3-server.js';
+import { cells, expectedCell } from '../support/cells.js';
 import { evaluateOracle } from '../support/oracle.js';
 import { predicateArb } from '../support/predicates.js';
 import { expandRanges, tempDir } from '../support/tmp.js';
@@ -29,6 +34,29 @@ function answerByFragment(ds: GeneratedDataset, r: Awaited<ReturnType<typeof que
   const out: number[][] = ds.fragments.map(() => []);
   for (const f of r.fragments) out[f.id] = expandRanges(f.ranges);
   return out;
+}
+
+/**
+ * What `scan()` returned, per fragment of `ds`: row offsets and each column's cells, in the
+ * order returned. Every row must come from a fragment of `ds` and name it by id and path.
+ */
+async function scannedRows(ds: GeneratedDataset, root: string, text: string, use: IndexType[]) {
+  const byPath = new Map(ds.fragments.map((f, i) => [`data/${f.name}`, i]));
+  const offsets: number[][] = ds.fragments.map(() => []);
+  const values: Record<string, (string | null)[]>[] = ds.fragments.map(() => Object.fromEntries(ds.columns.map((c) => [c.name, []])));
+  // Through the bitmap and with no index, every file that can be read in ranges is (Arrow
+  // files batch by batch, Parquet by row group); through the zone map, small files are read whole.
+  const tuning = use[0] === 'zonemap' ? {} : { wholeFileBytes: 0 };
+  for await (const chunk of scan(root, text, { use, tuning }).chunks()) {
+    const f = byPath.get(chunk.fragment.path);
+    expect(f, `${text}: rows from ${chunk.fragment.path}`).toBeDefined();
+    expect(chunk.fragment.id, `${text}: id of ${chunk.fragment.path}`).toBe(f);
+    expect(chunk.batch.schema.fields.map((x) => x.name)).toEqual(ds.columns.map((c) => c.name));
+    expect(chunk.offsets.length).toBe(chunk.batch.numRows);
+    offsets[f!]!.push(...chunk.offsets);
+    for (const c of ds.columns) values[f!]![c.name]!.push(...cells(chunk.batch.getChild(c.name)!.data[0]!));
+  }
+  return { offsets, values };
 }
 
 /** Where a run's dataset lives: a local directory or a prefix on the S3 test server. */
@@ -161,6 +189,15 @@ describe.each(variants)('index answers against a brute-force oracle: $name', ({ 
               const kept = new Set(combined[f]);
               for (const r of rows) expect(kept.has(r), `${text}: combined answer dropped fragment ${f} row ${r}`).toBe(true);
             });
+
+            // The rows themselves: exactly the oracle's, whatever narrowed the candidates.
+            const wantValues = ds.fragments.map((f, i) => Object.fromEntries(ds.columns.map((c) => [c.name, expected[i]!.map((r) => expectedCell(c.type, f.rows[c.name]![r]))])));
+            for (const use of [['bitmap'], ['zonemap'], []] as IndexType[][]) {
+              const got = await scannedRows(ds, root, text, use);
+              const via = use[0] ?? 'no index';
+              expect(got.offsets, `${text}: scan via ${via}`).toEqual(expected);
+              expect(got.values, `${text}: scanned values via ${via}`).toEqual(wantValues);
+            }
           }
         },
       ),
