@@ -216,14 +216,15 @@ export function createProgram(): Command {
     .addOption(new Option('--format <format>', 'output format: an Arrow IPC stream, newline-delimited JSON or CSV').choices(['arrow', 'ndjson', 'csv']).default('ndjson'))
     .option('--limit <n>', 'stop after this many rows', nonNegativeInt('--limit'))
     .option('--output <file>', 'write to this file (it appears only once complete) instead of stdout')
+    .option('--registered-only', 'scan the fragments the latest version registers, without listing data/ (files added or rewritten since the last build are not seen)')
     .addOption(new Option('--quiet', 'no progress on stderr'))
-    .action(async (dataset: string, opts: { where: string; columns?: string[]; format: 'arrow' | 'ndjson' | 'csv'; limit?: number; output?: string; quiet?: boolean }) => {
+    .action(async (dataset: string, opts: { where: string; columns?: string[]; format: 'arrow' | 'ndjson' | 'csv'; limit?: number; output?: string; registeredOnly?: boolean; quiet?: boolean }) => {
       const reporter = await progressReporter(!opts.quiet);
       try {
         const { runScanCommand } = await import('./scan.js');
         // Progress only for scans that take a while.
         const progress = afterDelay(reporter.progress, 1000);
-        await runScanCommand(dataset, { where: opts.where, columns: opts.columns, format: opts.format, limit: opts.limit, output: opts.output, progress });
+        await runScanCommand(dataset, { where: opts.where, columns: opts.columns, format: opts.format, limit: opts.limit, output: opts.output, registeredOnly: opts.registeredOnly, progress });
       } finally {
         reporter.stop();
       }

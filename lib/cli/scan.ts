@@ -21,6 +21,8 @@ export interface ScanCommandOptions {
   format: ScanFormat;
   limit?: number;
   output?: string;
+  /** Scan the registered snapshot without listing `data/` (see QueryOptions.registeredOnly). */
+  registeredOnly?: boolean;
   progress?: Progress;
 }
 
@@ -135,7 +137,7 @@ function asSchema(batch: arrow.RecordBatch, schema: arrow.Schema): arrow.RecordB
 
 /** Run a scan into stdout or `--output`; returns its statistics. */
 export async function runScanCommand(dataset: string, options: ScanCommandOptions): Promise<ScanStats> {
-  const s = scan(dataset, options.where, { columns: options.columns, limit: options.limit, progress: options.progress });
+  const s = scan(dataset, options.where, { columns: options.columns, limit: options.limit, registeredOnly: options.registeredOnly, progress: options.progress });
   const sink = options.output ? fileSink(options.output) : stdoutSink();
   let schema: arrow.Schema | undefined;
   let firstFrom = '';

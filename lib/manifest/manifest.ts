@@ -21,90 +21,25 @@
  */
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { z } from 'zod';
 import type { QueryCache } from '../cache.js';
 import { AlreadyExistsError, CommitConflictError, IndexFileError } from '../errors.js';
 import { columnTypeFromSignature } from '../format/column-type.js';
-import { isEncodedCrc32c } from '../format/crc32c.js';
 import { indexKind } from '../indexes/registry.js';
 import { verifyContentChecksum, withContentChecksum } from '../format/json-checksum.js';
 import { checkKey, type ObjectStore } from '../store/store.js';
 import { chunkOf, readChunk, readChunkRows, writeFragmentChunks, type FragmentChunkRef, type FragmentRow } from './fragment-table.js';
-import { countOf, has, idsOf, isCanonical, rangesOf, subtract, union, type IdRanges } from './ranges.js';
+import { countOf, has, idsOf, rangesOf, subtract, union, type IdRanges } from './ranges.js';
+import type { IndexEntry, StoredManifest } from './schema.js';
+import { checkManifestShape, MANIFEST_FORMAT, MANIFEST_FORMAT_V1 } from './shape.js';
 
 export type { FragmentChunkRef, FragmentRow } from './fragment-table.js';
+export type { IndexEntry, IndexFile, SegmentEntry } from './schema.js';
+export { MANIFEST_FORMAT, MANIFEST_FORMAT_V1 };
 
-export const MANIFEST_FORMAT = 'serverless-scalar-index/manifest/2';
-export const MANIFEST_FORMAT_V1 = 'serverless-scalar-index/manifest/1';
 export const VERSIONS_PREFIX = '_index/versions/';
 
-const Ranges = z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive()])).refine(isCanonical, 'ranges must be sorted, disjoint and non-empty');
-const Crc = z.string().refine(isEncodedCrc32c, 'not a base64 CRC32C');
-
-const IndexFileSchema = z.object({
-  name: z.string(),
-  key: z.string(),
-  size: z.number().int().nonnegative(),
-  /** CRC32C of the whole file, base64 of the big-endian 4 bytes (as S3 encodes it). */
-  crc32c: Crc,
-});
-
-const SegmentSchema = z.object({
-  id: z.string().regex(/^[0-9a-z-]{1,64}$/),
-  /** Fragments the segment covers. */
-  fragments: Ranges,
-  /** Fragments whose rows the files hold but that no longer count (removed or failed since, or covered by another segment first). */
-  stale: Ranges.optional(),
-  /** Rows of the covered fragments when the segment was written. */
-  rows: z.number().int().nonnegative(),
-  /** Bytes of its files. */
-  bytes: z.number().int().nonnegative(),
-  files: z.array(IndexFileSchema).min(1),
-  createdAt: z.string(),
-});
-
-const IndexEntrySchema = z.object({
-  name: z.string().min(1),
-  column: z.string().min(1),
-  type: z.enum(['zonemap', 'bitmap']),
-  params: z.object({ rowsPerZone: z.number().int().positive().optional() }),
-  /** Column type signature (column-type.ts), fixed when the index is first built. */
-  valueType: z.string(),
-  segments: z.array(SegmentSchema),
-  updatedAt: z.string(),
-});
-
-const ChunkSchema = z.object({
-  key: z.string(),
-  size: z.number().int().nonnegative(),
-  crc32c: Crc,
-  firstId: z.number().int().min(0).max(0xffffffff),
-  count: z.number().int().positive(),
-  batchRows: z.number().int().positive(),
-  batchCrc32c: z.string(),
-});
-
-const ManifestSchema = z.object({
-  format: z.literal(MANIFEST_FORMAT),
-  version: z.number().int().nonnegative(),
-  createdAt: z.string(),
-  nextFragmentId: z.number().int().min(0).max(2 ** 32),
-  fragments: z.object({
-    chunks: z.array(ChunkSchema),
-    /** Fragments that cannot be indexed (bad content, a key the store refuses, …). */
-    failed: Ranges,
-    /** Fragments whose files are gone (deleted, or rewritten and registered again). */
-    removed: Ranges,
-    /** Why, for fragments found bad after registration (registration-time reasons are in the table). */
-    failures: z.array(z.object({ id: z.number().int().nonnegative(), reason: z.string() })),
-  }),
-  indexes: z.array(IndexEntrySchema),
-});
-
-export type IndexFile = z.infer<typeof IndexFileSchema>;
-export type SegmentEntry = z.infer<typeof SegmentSchema>;
-export type IndexEntry = z.infer<typeof IndexEntrySchema>;
-type StoredManifest = z.infer<typeof ManifestSchema>;
+// The head's schema is in schema.ts (zod), loaded only to commit and to read a format-1
+// head; every other read checks it with shape.ts, which accepts the same heads without zod.
 
 /**
  * A manifest version in memory. `unwritten` holds fragment rows registered by a change (or
@@ -172,58 +107,26 @@ export async function readManifest(store: ObjectStore, version: number): Promise
     throw new IndexFileError(`${where} is not valid JSON`, { cause: err });
   }
   verifyContentChecksum(json, where);
-  const format = (json as { format?: unknown }).format;
-  const manifest = format === MANIFEST_FORMAT_V1 ? fromV1(json, where) : parse(ManifestSchema, json, where);
+  const format = (json as { format?: unknown } | null)?.format;
+  const manifest = format === MANIFEST_FORMAT_V1 ? await fromV1(json, where) : checked(json, where);
   if (manifest.version !== version) throw new IndexFileError(`${where} claims version ${manifest.version}`);
   checkInvariants(manifest, where);
   return manifest;
 }
 
-function parse<T>(schema: z.ZodType<T>, json: unknown, where: string): T {
-  const parsed = schema.safeParse(json);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  throw new IndexFileError(`${where} is malformed: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+function checked(json: unknown, where: string): Manifest {
+  const parsed = checkManifestShape(json);
+  if (!parsed.success) throw new IndexFileError(`${where} is malformed: ${parsed.path || '(root)'}: ${parsed.message}`);
+  return parsed.data;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Format 1 (read only)
 
-const V1 = z.object({
-  format: z.literal(MANIFEST_FORMAT_V1),
-  version: z.number().int().nonnegative(),
-  createdAt: z.string(),
-  nextFragmentId: z.number().int().min(0).max(2 ** 32),
-  fragments: z.array(
-    z.object({
-      id: z.number().int().min(0).max(0xffffffff),
-      path: z.string().min(1),
-      size: z.number().int().nonnegative(),
-      rows: z.number().int().nonnegative(),
-      fingerprint: z.string().min(1),
-      etag: z.string().min(1).optional(),
-      failed: z.string().optional(),
-      removed: z.string().optional(),
-    }),
-  ),
-  indexes: z.array(
-    z.object({
-      name: z.string().min(1),
-      column: z.string().min(1),
-      type: z.enum(['zonemap', 'bitmap']),
-      params: z.object({ rowsPerZone: z.number().int().positive().optional() }),
-      valueType: z.string(),
-      files: z.array(IndexFileSchema),
-      fragmentIds: z.array(z.number().int().min(0)),
-      staleFragmentIds: z.array(z.number().int().min(0)).optional(),
-      updatedAt: z.string(),
-    }),
-  ),
-});
-
 /** A format-1 head as format 2: its fragments as unwritten rows, each index as one segment. */
-function fromV1(json: unknown, where: string): Manifest {
-  const v1 = parse(V1, json, where);
+async function fromV1(json: unknown, where: string): Promise<Manifest> {
+  const { V1Schema, parseWith } = await import('./schema.js');
+  const v1 = parseWith(V1Schema, json, where, (m) => new IndexFileError(m));
   const fragments = [...v1.fragments].sort((a, b) => a.id - b.id);
   for (let i = 1; i < fragments.length; i++) {
     if (fragments[i]!.id === fragments[i - 1]!.id) throw new IndexFileError(`${where} is inconsistent: fragment id ${fragments[i]!.id} is registered twice`);
@@ -535,7 +438,8 @@ export async function commitManifest(
     const content: Manifest = { ...next, format: MANIFEST_FORMAT, version, createdAt: new Date().toISOString() };
     checkInvariants(content, `the manifest about to be committed as version ${version}`);
     const written = await writeUnwritten(store, content);
-    const stored = parse(ManifestSchema, written, `the manifest about to be committed as version ${version}`);
+    const { ManifestSchema, parseWith } = await import('./schema.js');
+    const stored = parseWith(ManifestSchema, written, `the manifest about to be committed as version ${version}`, (m) => new IndexFileError(m));
     try {
       const body = `${JSON.stringify(withContentChecksum(stored), null, 1)}\n`;
       await store.put(versionKey(version), new TextEncoder().encode(body), { createOnly: true });

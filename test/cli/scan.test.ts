@@ -123,6 +123,19 @@ describe('flags', () => {
     expect(fs.readdirSync(dir)).toEqual(['rows.ndjson']);
   });
 
+  it('a file not registered yet is scanned; --registered-only scans the registered snapshot without it', async () => {
+    const dir = tempDir('ssi-cli-scan-fresh-');
+    fs.mkdirSync(path.join(dir, 'data'));
+    fs.writeFileSync(path.join(dir, 'data', 'a.arrow'), fragmentBytes(COLUMNS, ROWS, { batchRows: 4, format: 'file' }));
+    await build({ dataset: dir, indexes: [{ column: 'k', type: 'bitmap' }] });
+    fs.writeFileSync(path.join(dir, 'data', 'b.arrow'), fragmentBytes(COLUMNS, { ...ROWS, k: [10, 11, 4, 13, 14, 15] }, { batchRows: 4, format: 'file' }));
+    const fresh = await runCli(['scan', dir, '--where', 'k = 4', '--columns', 'k,ok']);
+    expect(fresh.stdout).toBe('{"k":4,"ok":false}\n{"k":4,"ok":null}\n');
+    const snapshot = await runCli(['scan', dir, '--where', 'k = 4', '--columns', 'k,ok', '--registered-only']);
+    expect(snapshot.code, snapshot.stderr).toBe(0);
+    expect(snapshot.stdout).toBe('{"k":4,"ok":false}\n');
+  });
+
   it.each([
     [['--format', 'xml'], /argument 'xml' is invalid/],
     [['--limit', '-1'], /--limit must be a whole number of at least 0/],
