@@ -9,7 +9,8 @@
  *   pending: about 27 at S = 1 GiB with T = 4 and BASE = 8 KiB, typically half that;
  * - each merge either lifts its bytes at least one tier, or (small appends) stays in tier 0,
  *   which at most one merge in T - 1 appends does, writing under T · BASE bytes. So bytes
- *   written per byte appended ≤ 1 + log_T(S / a) for appends of `a` ≥ BASE bytes, plus at most
+ *   written per byte appended ≤ 1 + tier(S) - tier(a) (under 2 + log_T(S / a)) for appends
+ *   of `a` ≥ BASE bytes: 6 at most for 1 MiB appends to a 1 GiB index, plus at most
  *   T · BASE / (T - 1) (11 KiB) per append below that. Both bounds are checked by a property
  *   test over random append histories (test/workflow/compaction.test.ts) and measured by
  *   `npm run bench:incremental`.
