@@ -11,7 +11,12 @@ const settings = { ...stepSettingsFromEnv(), s3Only: true };
 
 export const handler = step('merge', async (event, { metrics }) => {
   if (typeof event === 'object' && event !== null && 'task' in event) {
-    const out = await compactStep(event, settings);
+    // The state machine catches a failed compaction (the build is committed already), so this
+    // metric, and the alarm on it, is what tells anyone that segments are piling up.
+    const out = await compactStep(event, settings).catch((err: unknown) => {
+      metrics.addMetric('CompactionsFailed', 'Count', 1);
+      throw err;
+    });
     metrics.addMetric('CompactionsCommitted', 'Count', out.committed);
     metrics.addMetric('IndexBytesWritten', 'Bytes', out.bytesWritten);
     return out;

@@ -7,7 +7,8 @@
  * - a build failed, timed out or was aborted (the recover function may still retry it);
  * - events are waiting in the dead-letter queue (the trigger failed on them five times);
  * - retries of a build are exhausted (the reconcile is now the last resort);
- * - the recover or reconcile function itself failed.
+ * - the recover or reconcile function itself failed;
+ * - a compaction failed (the build it followed is committed; segments may pile up).
  */
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -34,7 +35,7 @@ export interface MonitoringProps {
 const PERIOD = Duration.minutes(5);
 
 export class Monitoring extends Construct {
-  readonly alarms: { buildFailures: cloudwatch.Alarm; deadLetters: cloudwatch.Alarm; retriesExhausted: cloudwatch.Alarm; recoveryErrors: cloudwatch.Alarm };
+  readonly alarms: { buildFailures: cloudwatch.Alarm; deadLetters: cloudwatch.Alarm; retriesExhausted: cloudwatch.Alarm; recoveryErrors: cloudwatch.Alarm; compactionFailures: cloudwatch.Alarm };
   readonly dashboard: cloudwatch.Dashboard;
   /** Only with `alarmEmail`. */
   readonly topic?: sns.Topic;
@@ -87,6 +88,11 @@ export class Monitoring extends Construct {
         'A failed automatic build was retried as often as buildRetries allows and failed again. The reconcile will try once more at its next run; the failing execution names the error.',
       ),
       recoveryErrors: alarm('RecoveryErrors', recoveryErrors, 'The recover or reconcile function failed: failed builds may not be retried, or datasets not reconciled. See their logs.'),
+      compactionFailures: alarm(
+        'CompactionFailures',
+        stepMetric('merge', 'CompactionsFailed'),
+        'A compaction failed after its build committed (builds keep succeeding): the next build tries again, but while it keeps failing segments pile up and queries read more files. The merge function log names the error; `scalar-index compact <dataset>` runs it by hand.',
+      ),
     };
 
     if (props.alarmEmail) {

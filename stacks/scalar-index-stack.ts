@@ -518,17 +518,16 @@ export class ScalarIndexStack extends Stack {
 
   /**
    * What a Distributed Map needs beyond invoking the functions: read its item list from S3
-   * (ItemReader `s3:getObject` of `<root>/_index/builds/<id>/…`), and start, describe and stop
-   * its child executions, which run this same state machine.
+   * (ItemReader `s3:getObject` of `<root>/_index/builds/<id>/…`), write its children's results
+   * there (ResultWriter, in multipart uploads: `<id>/map-results/…`, so the map's own output
+   * stays a small pointer however many groups ran), and start, describe and stop its child
+   * executions, which run this same state machine.
    */
   private grantDistributedMap(stateMachineName: string): void {
     const role = this.stateMachine.role;
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:GetObject'],
-        resources: this.datasetPrefixes.map((p) => this.bucket.arnForObjects(`${p.root}/_index/builds/*`)),
-      }),
-    );
+    const builds = this.datasetPrefixes.map((p) => this.bucket.arnForObjects(`${p.root}/_index/builds/*`));
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: builds }));
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:PutObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'], resources: builds }));
     const arn = (resource: string, resourceName: string) =>
       this.formatArn({ service: 'states', resource, resourceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
     role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [arn('stateMachine', stateMachineName)] }));

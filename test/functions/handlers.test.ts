@@ -14,6 +14,8 @@ import { query } from '../../lib/query/evaluate.js';
 import { parsePredicate } from '../../lib/query/parser.js';
 import { printPredicate } from '../../lib/query/print.js';
 import { S3Store } from '../../lib/store/s3.js';
+import { loadLatestManifest } from '../../lib/manifest/manifest.js';
+import { build } from '../../lib/workflow/build.js';
 import { handler as buildPart } from '../../functions/build-part.js';
 import { handler as merge } from '../../functions/merge.js';
 import { handler as plan } from '../../functions/plan.js';
@@ -225,6 +227,35 @@ describe('logging and metrics', () => {
     // One cold start per function, on its first call only.
     expect(metrics.filter((m) => m.metrics.includes('ColdStart')).map((m) => m.dims.function_name)).toEqual(['plan-fn', 'merge-fn']);
     expect(out.lines.filter((l) => l.message === 'plan start').map((l) => l.cold_start)).toEqual([true, false]);
+  });
+
+  it('a failed compaction emits CompactionsFailed (the state machine catches the error, so the alarm watches this metric)', async () => {
+    // Two appends, two segments; then one segment's file goes missing.
+    const dataset = `s3://${BUCKET}/datasets/compaction-fails`;
+    const store = new S3Store({ bucket: BUCKET, prefix: 'datasets/compaction-fails' });
+    for (const f of [0, 1]) {
+      await store.put(`data/f${f}.arrow`, fragmentBytes([{ name: 'k', type: 'int32' }], { k: [f, 2, 3] }, { batchRows: 8, format: 'file' }));
+      await build({ dataset, ...(f === 0 && { indexes: [{ column: 'k', type: 'bitmap' }] }), compact: false });
+    }
+    const [ix] = (await loadLatestManifest(store)).indexes;
+    expect(ix!.segments).toHaveLength(2);
+    await store.deleteMany([ix!.segments[1]!.files[0]!.key]);
+    quiet.stop();
+    const out = captureOutput();
+    let err: unknown;
+    try {
+      err = await merge({ dataset, task: { index: ix!.name, inputs: ix!.segments.map((s) => s.id) } }, fakeContext('merge-fn')).catch((e: unknown) => e);
+    } finally {
+      out.stop();
+      quiet = captureOutput();
+    }
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain(ix!.segments[1]!.files[0]!.key);
+    const failed = emfMetrics(out.lines).filter((m) => m.metrics.includes('CompactionsFailed'));
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ namespace: 'ScalarIndex', dims: { service: 'scalar-index', step: 'merge' } });
+    expect(failed[0]!.line.CompactionsFailed).toBe(1);
+    expect(emfMetrics(out.lines).some((m) => m.metrics.includes('CompactionsCommitted'))).toBe(false);
   });
 
   it('summaries keep scalars, cut long strings and reduce arrays and objects to sizes', () => {

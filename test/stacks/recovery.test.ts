@@ -343,6 +343,11 @@ describe('recovery of failed event-started builds', () => {
       TreatMissingData: 'notBreaching',
     });
 
+    expect(JSON.parse(alarm('MonitoringCompactionFailures'))).toMatchObject({
+      Metrics: [{ MetricStat: { Metric: { Namespace: 'ScalarIndex', MetricName: 'CompactionsFailed', Dimensions: [{ Name: 'service', Value: 'scalar-index' }, { Name: 'step', Value: 'merge' }] }, Stat: 'Sum' } }],
+      Threshold: 1,
+    });
+
     const [[, dashboard]] = resourcesOfType(synth.json, 'AWS::CloudWatch::Dashboard');
     const body = JSON.parse(flat(dashboard!.Properties.DashboardBody)) as { widgets: { properties: { title: string; metrics?: unknown[][] } }[] };
     const titles = body.widgets.map((w) => w.properties.title);

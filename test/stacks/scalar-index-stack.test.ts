@@ -279,6 +279,18 @@ describe('IAM', () => {
     )!;
     // The pattern's base exactly (to find the roots under it), and data/ and _index/ of the roots.
     expect(list.statement.Condition).toEqual({ StringLike: { 's3:prefix': ['datasets/*/data/*', 'datasets/*/_index/*', 'datasets/'] } });
+    // The build state machine reads its item list and writes its Map results under _index/builds/ only.
+    const smRole = app.json.Resources[smId]!.Properties.RoleArn['Fn::GetAtt'][0];
+    const smS3 = iamStatements(app.json)
+      .filter(({ policy }) => app.json.Resources[policy]!.Properties.Roles?.some((r: { Ref: string }) => r.Ref === smRole))
+      .flatMap(({ statement }) => (asArray(statement.Action) as string[]).filter((a) => a.startsWith('s3:')).flatMap((a) => asArray(statement.Resource).map((r) => [a, flat(r).replace(`<${bucketId}.Arn>`, 'bucket')])))
+      .sort();
+    expect(smS3).toEqual([
+      ['s3:AbortMultipartUpload', 'bucket/datasets/*/_index/builds/*'],
+      ['s3:GetObject', 'bucket/datasets/*/_index/builds/*'],
+      ['s3:ListMultipartUploadParts', 'bucket/datasets/*/_index/builds/*'],
+      ['s3:PutObject', 'bucket/datasets/*/_index/builds/*'],
+    ]);
     // The retry state machine may start the build state machine, nothing else (besides its logs and traces).
     const retryRole = app.json.Resources[retryId]!.Properties.RoleArn['Fn::GetAtt'][0];
     const retryGrants = iamStatements(app.json).filter(({ policy }) => app.json.Resources[policy]!.Properties.Roles?.some((r: { Ref: string }) => r.Ref === retryRole));
