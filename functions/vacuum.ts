@@ -31,6 +31,7 @@ export interface VacuumSummary {
   dataset: string;
   versions: number;
   indexDirs: number;
+  fragmentChunks: number;
   builds: number;
   objects: number;
   bytes: number;
@@ -74,7 +75,7 @@ export const handler = step('vacuum', async (event: unknown, { logger, metrics }
   for (const dataset of datasets) {
     try {
       const r = await vacuum({ dataset, olderThan: input.olderThan ?? settings.olderThan, keepVersions: input.keepVersions ?? settings.keepVersions, dryRun: input.dryRun });
-      const summary = { dataset, versions: r.deleted.versions.length, indexDirs: r.deleted.indexDirs.length, builds: r.deleted.builds.length, objects: r.objects, bytes: r.bytes, dryRun: r.dryRun };
+      const summary = { dataset, versions: r.deleted.versions.length, indexDirs: r.deleted.indexDirs.length, fragmentChunks: r.deleted.fragmentChunks.length, builds: r.deleted.builds.length, objects: r.objects, bytes: r.bytes, dryRun: r.dryRun };
       logger.info(r.dryRun ? 'would vacuum' : 'vacuumed', { ...summary, retainedVersions: r.retainedVersions.length });
       out.push(summary);
       metrics.addMetric('ObjectsVacuumed', 'Count', r.dryRun ? 0 : r.objects);

@@ -16,7 +16,7 @@ import { META, type Trainer, type WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
 import { listAll } from '../store/store.js';
 import { readPlan } from './plan.js';
-import { readPartRecord } from './part-record.js';
+import { encodePartRecord, readPartRecord } from './part-record.js';
 import { BuildPartInputSchema, partDir, partRecordKey, type BuildPartInput, type BuildPartOutput, type PartRecord, type PlannedFragment, type PlannedIndex } from './types.js';
 
 /** A fragment is read ahead, while the one before it is indexed, only up to this size. */
@@ -141,7 +141,7 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
       parts++;
     }
     try {
-      await store.put(recordKey, new TextEncoder().encode(`${JSON.stringify(record)}\n`), { createOnly: true });
+      await store.put(recordKey, encodePartRecord(record), { createOnly: true });
     } catch (err) {
       // Another attempt finished first: its part is the one that counts, if it is the same.
       if (!(err instanceof AlreadyExistsError)) throw err;

@@ -99,6 +99,11 @@ async function checkParts(store: ObjectStore, plan: Plan, planned: PlannedIndex)
     if (record.groupId !== groupId || record.fragmentIds.join(',') !== ids) {
       throw new IndexFileError(`part record ${store.describe(key)} covers fragments [${record.fragmentIds}], the plan says [${ids}]`);
     }
+    const names = record.files.map((f) => f.name).sort();
+    const expected = [...indexKind(planned.type).fileNames].sort();
+    if (record.files.length > 0 && names.join('\n') !== expected.join('\n')) {
+      throw new IndexFileError(`part record ${store.describe(key)} lists files ${JSON.stringify(names)}, a ${planned.type} part has ${JSON.stringify(expected)}`);
+    }
     records.push(record);
   }
   // The parts' own metadata must agree (read from footers; verified as the merge streams them).

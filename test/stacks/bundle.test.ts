@@ -386,14 +386,17 @@ describe.runIf(NODE22_AVAILABLE)('bundles from a machine without a compiler, run
     // Two builds made two segments; a full compaction merges them, leaving both old dirs unreferenced.
     expect((await compactDataset(dataset, { full: true })).indexes).toEqual([{ name: 'region_bitmap', segments: 1, bytes: expect.any(Number) }]);
     const before = await query(dataset, "region = 'eu'");
+    // Registration and build per append, then the compaction of the index (and of the table's two chunks).
+    const versions = await listVersions(store);
+    expect(versions.length).toBeGreaterThanOrEqual(5);
     await new Promise((r) => setTimeout(r, 1100)); // S3 timestamps are whole seconds; 0s means "older than now"
     const out = await invokeBundled(assets.Vacuum, { dataset, olderThan: '0s', keepVersions: 1 }, { ...server.env, VACUUM_DATASETS: '' });
     expect(out, out.stack).toMatchObject({
       ok: true,
       node: expect.stringMatching(/^v22\./),
-      result: { datasets: [{ dataset, versions: 4, indexDirs: 2, builds: 0, dryRun: false }] },
+      result: { datasets: [{ dataset, versions: versions.length - 1, indexDirs: 2, fragmentChunks: 2, builds: 0, dryRun: false }] },
     });
-    expect(await listVersions(store)).toEqual([5]);
+    expect(await listVersions(store)).toEqual([versions.at(-1)]);
     const { stats: _a, ...after } = await query(dataset, "region = 'eu'");
     const { stats: _b, ...expected } = before;
     expect(after).toEqual(expected);
