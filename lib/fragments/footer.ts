@@ -216,7 +216,9 @@ class ByteSource {
   }
 
   private find(start: number, end: number): Uint8Array | undefined {
-    for (const h of this.held) {
+    // Newest first: a stream's walk asks for what it read last.
+    for (let i = this.held.length - 1; i >= 0; i--) {
+      const h = this.held[i]!;
       if (h.start <= start && end <= h.start + h.bytes.byteLength) return h.bytes.subarray(start - h.start, end - h.start);
     }
     return undefined;

@@ -624,3 +624,186 @@ describe('errors', () => {
     }
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// damage
+
+describe('damage to footers, headers and magic', () => {
+  const RUNS = Number(process.env.FUZZ_RUNS ?? 100) * 4;
+  const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+  let watchdog: Watchdog;
+  beforeAll(() => {
+    watchdog = new Watchdog();
+    console.log(`footer damage fuzzing: FUZZ_SEED=${SEED} runs ${RUNS}`);
+  });
+  afterAll(() => watchdog.stop());
+
+  /** Where a fragment keeps its metadata: magic, footer and trailer, each message's prefix and metadata. */
+  function metadataRegions(bytes: Uint8Array, format: FragmentFormat): [number, number][] {
+    const n = bytes.byteLength;
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
+    if (format === 'parquet') return [[0, 4], [n - 8 - dv.getUint32(n - 8, true), n]];
+    if (format === 'file' || format === 'feather') {
+      const footerStart = n - 10 - dv.getInt32(n - 10, true);
+      const footer = Footer.decode(bytes.subarray(footerStart, n - 10));
+      const blocks = [...footer.dictionaryBatches(), ...footer.recordBatches()];
+      return [[0, 8], [footerStart, n], ...blocks.map((b): [number, number] => [b.offset, b.offset + b.metaDataLength])];
+    }
+    const out: [number, number][] = [];
+    for (let pos = 0; pos + 8 <= n; ) {
+      const length = dv.getInt32(pos + 4, true);
+      out.push([pos, pos + 8 + length]);
+      if (length === 0) break;
+      const header = new DataView(bytes.buffer, bytes.byteOffset + pos + 8, length);
+      // Message.bodyLength: the root table's field 3 (an int64), found through its vtable.
+      const root = header.getInt32(0, true);
+      const vt = root - header.getInt32(root, true);
+      const at = header.getInt16(vt, true) > 10 ? header.getInt16(vt + 10, true) : 0;
+      const body = at ? Number(header.getBigInt64(root + at, true)) : 0;
+      pos += 8 + length + body;
+    }
+    return out;
+  }
+
+  type Damage = { kind: 'flip'; flips: { region: number; at: number; xor: number }[] } | { kind: 'truncate'; at: number; listedWhole: boolean };
+  const fraction = fc.noBias(fc.integer({ min: 0, max: 2 ** 31 - 1 })).map((x) => x / 2 ** 31);
+  const damageArb: fc.Arbitrary<Damage> = fc.oneof(
+    {
+      weight: 5,
+      arbitrary: fc
+        .array(fc.record({ region: fraction, at: fraction, xor: fc.oneof(fc.constantFrom(1, 2, 4, 8, 16, 32, 64, 128), fc.integer({ min: 1, max: 255 })) }), { minLength: 1, maxLength: 3 })
+        .map((flips): Damage => ({ kind: 'flip', flips })),
+    },
+    { weight: 1, arbitrary: fc.record({ at: fraction, listedWhole: fc.boolean() }).map(({ at, listedWhole }): Damage => ({ kind: 'truncate', at, listedWhole })) },
+  );
+
+  function damage(bytes: Uint8Array, regions: [number, number][], d: Damage): { bad: Uint8Array; listed: number; what: string } {
+    if (d.kind === 'truncate') {
+      const at = Math.floor(d.at * bytes.byteLength);
+      return { bad: bytes.slice(0, at), listed: d.listedWhole ? bytes.byteLength : at, what: `truncated to ${at} of ${bytes.byteLength} bytes${d.listedWhole ? ', listed whole' : ''}` };
+    }
+    const bad = bytes.slice();
+    const at = d.flips.map((f) => {
+      const [lo, hi] = regions[Math.floor(f.region * regions.length)]!;
+      const i = lo + Math.floor(f.at * (hi - lo));
+      bad[i]! ^= f.xor;
+      return `[${i}]^0x${f.xor.toString(16)}`;
+    });
+    return { bad, listed: bad.byteLength, what: `flipped ${at.join(' ')} of ${bytes.byteLength} bytes` };
+  }
+
+  const tally = new Map<string, number>();
+  afterAll(() => console.log(`footer damage: ${[...tally].map(([k, v]) => `${k} ${v}`).join(', ')}`));
+  const count = (outcome: string) => tally.set(outcome, (tally.get(outcome) ?? 0) + 1);
+
+  it('ends promptly in a FragmentReadError naming the file, or in the rows and schema the whole read reports', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        datasetArb({ minFragments: 1, maxFragments: 1, maxRows: 40, formats: ALL_FORMATS }),
+        damageArb,
+        fc.constantFrom<Partial<FooterReadTuning>>({}, RANGED, { wholeFileBytes: 0, tailBytes: 100 }),
+        async (ds, d, tuning) => {
+          const f = ds.fragments[0]!;
+          const good = fragmentBytes(ds.columns, f.rows, { batchRows: f.batchRows, format: f.format, compression: f.compression, dictionary: f.dictionary });
+          const { bad, listed, what } = damage(good, metadataRegions(good, f.format), d);
+          const key = `data/${f.name}`;
+          const store = new MemoryStore();
+          await store.put(key, bad);
+          const where = store.describe(key);
+          const description = `${f.name} ${what} (${JSON.stringify(tuning)}); dataset ${describeDataset(ds)}`;
+          watchdog.arm(60, `FUZZ_SEED=${SEED} ${description}`);
+          let footer: FragmentFooter | undefined;
+          let error: unknown;
+          try {
+            footer = await readFragmentFooter(store, key, listed, tuning);
+          } catch (err) {
+            error = err;
+          } finally {
+            watchdog.disarm();
+          }
+          if (error !== undefined) {
+            const e = error as Error;
+            expect(e, `${e?.name}: ${e?.message}\n${e?.stack}\n${description}`).toBeInstanceOf(FragmentReadError);
+            expect(e.message, description).toContain(where);
+            expect(e.message, description).not.toMatch(/\n/);
+            count('refused');
+            return;
+          }
+          expect(listed, description).toBe(bad.byteLength);
+          expect(footer!.fingerprint, description).toBe(fingerprintOf(key, bad));
+          let whole: LoadedFragment;
+          try {
+            whole = decodeFragment(key, where, bad);
+          } catch (err) {
+            // Damage the whole read refuses when it checks column contents (buffer offsets, a
+            // dictionary's values): build-part's check, which registration leaves to it.
+            expect(err, description).toBeInstanceOf(FragmentReadError);
+            if (process.env.FUZZ_DEBUG) console.log(`accepted, refused by the whole read (${(err as Error).message}): ${description}`);
+            count(Buffer.compare(good, bad) === 0 ? 'unchanged' : 'accepted, refused when its contents are read');
+            return;
+          }
+          expectSameAsWhole(footer!, whole, bad, key, description);
+          count(Buffer.compare(good, bad) === 0 ? 'unchanged' : 'accepted, same as the whole read');
+        },
+      ),
+      { numRuns: RUNS, seed: SEED, timeout: 30_000 },
+    );
+    expect(tally.get('refused')).toBeGreaterThan(0);
+  }, 600_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+// S3
+
+describe('on S3 (s3rver behind the recording proxy)', () => {
+  const s3 = useS3Server({ buckets: ['footer'] });
+
+  it('gives what the whole read gives, in ranged GETs the proxy counts as the footer reports them', async () => {
+    const store = new S3Store({ bucket: 'footer', prefix: 'ds' });
+    const cols: ColumnSpec[] = [
+      { name: 'k', type: 'int64' },
+      { name: 's', type: 'dict_utf8' },
+      { name: 'x', type: 'float16' },
+    ];
+    const rows = { k: [1n, null, -(2n ** 63n)], s: ['a', '\ufeffb', null], x: [NaN, -0, null] };
+    const files: [string, Uint8Array][] = [
+      ...ALL_FORMATS.map((format): [string, Uint8Array] => [keyOf('small', format), fragmentBytes(cols, rows, { batchRows: 2, format })]),
+      ...ALL_FORMATS.map((format): [string, Uint8Array] => [keyOf('empty', format), fragmentBytes(cols, { k: [], s: [], x: [] }, { batchRows: 1, format })]),
+      ['data/big.arrow', arrow.tableToIPC(bigTable(12 * MiB, 6), 'file')],
+      ['data/big.arrows', arrow.tableToIPC(bigTable(12 * MiB, 6), 'stream')],
+      ['data/big.parquet', bigParquet(bigTable(12 * MiB, 1), 6)],
+    ];
+    for (const [key, bytes] of files) await store.put(key, bytes);
+    for (const [key, bytes] of files) {
+      const whole = await loadFragment(store, key);
+      s3.server.resetLog();
+      const footer = await readFragmentFooter(store, key, bytes.byteLength);
+      expectSameAsWhole(footer, whole, bytes, key, `s3 ${key}`);
+      const requests = s3.server.requests;
+      expect(requests.every((r) => r.method === 'GET' && r.key === `ds/${key}` && r.status === 206 && /^bytes=\d+-\d+$/.test(r.range ?? '')), JSON.stringify(requests)).toBe(true);
+      expect(requests.length, key).toBe(footer.reads);
+      expect(requests.reduce((n, r) => n + r.bytesOut, 0), key).toBe(footer.bytesRead);
+      if (key.startsWith('data/big.')) {
+        expect(footer.bytesRead / bytes.byteLength, key).toBeLessThanOrEqual(0.02);
+        if (!key.endsWith('.arrows')) expect(footer.reads, key).toBeLessThanOrEqual(key.endsWith('.arrow') ? 7 : 3);
+      }
+      console.log(`S3 ${key}: ${footer.reads} GETs, ${footer.bytesRead} of ${bytes.byteLength} bytes`);
+    }
+  });
+
+  it('S3 errors propagate as the store reports them: NotFoundError, StoreError', async () => {
+    const store = new S3Store({ bucket: 'footer', prefix: 'ds' });
+    await expect(readFragmentFooter(store, 'data/absent.arrow', 5000)).rejects.toBeInstanceOf(NotFoundError);
+    const bytes = fragmentBytes([{ name: 'n', type: 'int32' }], { n: [1, 2, 3] }, { batchRows: 1, format: 'file' });
+    await store.put('data/denied.arrow', bytes);
+    s3.server.inject({ times: 10, status: 403, code: 'AccessDenied', match: (r) => r.key.endsWith('denied.arrow') });
+    const err = await readFragmentFooter(store, 'data/denied.arrow', bytes.byteLength).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    s3.server.clearFaults();
+    expect(err).toBeInstanceOf(StoreError);
+    expect(err).not.toBeInstanceOf(FragmentReadError);
+    expect((err as ScalarIndexError).message).toContain('denied.arrow');
+  });
+});
