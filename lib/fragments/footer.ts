@@ -37,6 +37,8 @@ import {
 } from '../format/ipc-metadata.js';
 import type { ObjectStore } from '../store/store.js';
 import { arrowFileFingerprint } from './arrow-columns.js';
+
+export { footerTailBytes } from './arrow-columns.js';
 import { hasParquetMagic, parquetFooterSchema } from './parquet.js';
 import { duplicateName } from './reader.js';
 

@@ -11,7 +11,7 @@ import { openDataset } from '../dataset.js';
 import { ColumnTypeError, FragmentChangedError, FragmentReadError, IndexFileError, IndexParamsError, InvalidPathError, MissingColumnError, ScalarIndexError, UsageError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
 import { verifyContentChecksum, withContentChecksum } from '../format/json-checksum.js';
-import { readFragmentFooter, type FragmentFooter } from '../fragments/footer.js';
+import { footerTailBytes, readFragmentFooter, type FragmentFooter } from '../fragments/footer.js';
 import { columnIndex, FRAGMENT_EXTENSIONS } from '../fragments/reader.js';
 import { indexKind } from '../indexes/registry.js';
 import { discover, listFragmentFiles } from '../manifest/discover.js';
@@ -288,7 +288,7 @@ const FOOTER_READS_PER_FRAGMENT = 4;
  */
 async function registerByFooter(store: ObjectStore, key: string, size: number): Promise<FragmentFooter> {
   try {
-    return await readFragmentFooter(store, key, size, { concurrency: FOOTER_READS_PER_FRAGMENT });
+    return await readFragmentFooter(store, key, size, { concurrency: FOOTER_READS_PER_FRAGMENT, tailBytes: footerTailBytes(size) });
   } catch (err) {
     if (err instanceof FragmentReadError) throw err;
     throw new FragmentReadError(`cannot read fragment ${store.describe(key)}: ${(err as Error).message}`, { cause: err });
