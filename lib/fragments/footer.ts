@@ -517,6 +517,10 @@ function* parseParquet(src: ByteSource): Steps<Parsed> {
     rows = 0n;
     for (const g of metadata.row_groups) rows += BigInt(g.num_rows);
     if (rows !== BigInt(metadata.num_rows)) throw new Error(`the footer says ${metadata.num_rows} rows, its row groups hold ${rows}`);
+    // The one codec no Parquet reader here has (arrow-rs dropped LZO): refused now, from the
+    // footer, rather than by build-part after the fragment was registered.
+    const lzo = metadata.row_groups.flatMap((g) => g.columns).find((c) => c.meta_data?.codec === 'LZO');
+    if (lzo) throw new Error(`column '${lzo.meta_data!.path_in_schema.join('.')}': codec type LZO is not supported`);
   } catch (err) {
     throw fail((err as Error)?.message ?? String(err), err);
   }
