@@ -245,12 +245,18 @@ function frameAt(bytes: Uint8Array, pos: number, what: string): { metadata: Uint
 
 const FILE_MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // ARROW1
 
+/** Where each top-level column's field node sits in a record batch, and how many nodes a batch has. */
+export interface ColumnNodes {
+  at: number[];
+  total: number;
+}
+
 /**
  * Where each top-level column's field node sits in a record batch (nodes are the field tree
  * in pre-order; a dictionary-encoded field is one node, its indices), and how many nodes a
  * batch has. From the Schema table of a schema message or a file footer.
  */
-function topLevelNodes(fb: FlatBuffer, schema: Table): { at: number[]; total: number } {
+function topLevelNodes(fb: FlatBuffer, schema: Table): ColumnNodes {
   const count = (field: Table): number => (fb.subtable(field, 4) ? 1 : 1 + fb.tables(field, 5).reduce((n, c) => n + count(c), 0));
   const at: number[] = [];
   let total = 0;
@@ -264,8 +270,12 @@ function topLevelNodes(fb: FlatBuffer, schema: Table): { at: number[]; total: nu
 /**
  * A record batch's top-level columns must each have the batch's length: apache-arrow pads a
  * shorter column with nulls, or cuts every column to a shorter batch length, without a word.
+ * Takes the metadata of a record batch message that passed `checkMessageMetadata`, and
+ * returns the batch's row count.
+ *
+ * @throws IpcMetadataError naming `what`
  */
-function checkBatchLengths(metadata: Uint8Array, columns: { at: number[]; total: number }, what: string): void {
+export function checkBatchLengths(metadata: Uint8Array, columns: ColumnNodes, what: string): number {
   const fb = new FlatBuffer(metadata, what);
   const header = fb.subtable(fb.root(), 2)!;
   const length = fb.i64Field(header, 0);
@@ -276,12 +286,19 @@ function checkBatchLengths(metadata: Uint8Array, columns: { at: number[]; total:
     const nodeLength = fb.i64(nodes!.start + 16 * i);
     if (nodeLength !== length) throw new IpcMetadataError(`${what}: column ${c} has ${nodeLength} rows in a batch of ${length}`);
   }
+  return length;
 }
 
-/** The top-level node positions of the schema in a schema message's metadata. */
-function schemaMessageColumns(metadata: Uint8Array, what: string): { at: number[]; total: number } {
+/** The top-level node positions of the schema in a schema message's metadata (checked by `checkMessageMetadata`). */
+export function schemaMessageColumns(metadata: Uint8Array, what: string): ColumnNodes {
   const fb = new FlatBuffer(metadata, what);
   return topLevelNodes(fb, fb.subtable(fb.root(), 2)!);
+}
+
+/** The top-level node positions of the schema in an Arrow file footer (checked by `checkFooterMetadata`). */
+export function footerColumns(footer: Uint8Array, what: string): ColumnNodes {
+  const fb = new FlatBuffer(footer, what);
+  return topLevelNodes(fb, fb.subtable(fb.root(), 1)!);
 }
 
 /**
@@ -295,7 +312,7 @@ export function checkIpcMetadata(bytes: Uint8Array, what = 'Arrow IPC data'): vo
   if (!isFile) {
     let pos = 0;
     let messages = 0;
-    let columns: { at: number[]; total: number } | undefined;
+    let columns: ColumnNodes | undefined;
     for (;;) {
       const frame = frameAt(bytes, pos, what);
       if (!frame) return;
@@ -314,8 +331,7 @@ export function checkIpcMetadata(bytes: Uint8Array, what = 'Arrow IPC data'): vo
   if (footerLength <= 0 || footerStart < 8) throw new IpcMetadataError(`${what}: bad footer length ${footerLength}`);
   const footer = bytes.subarray(footerStart, n - 10);
   checkFooterMetadata(footer, `${what} (footer)`);
-  const footerFb = new FlatBuffer(footer, `${what} (footer)`);
-  const columns = topLevelNodes(footerFb, footerFb.subtable(footerFb.root(), 1)!);
+  const columns = footerColumns(footer, `${what} (footer)`);
   // The blocks, read as apache-arrow's file reader reads them.
   const fdv = new DataView(footer.buffer, footer.byteOffset, footer.byteLength);
   const root = fdv.getInt32(0, true);

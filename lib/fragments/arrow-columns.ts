@@ -21,8 +21,19 @@ import type { ObjectStore } from '../store/store.js';
 import { checkBatch } from './check.js';
 
 const MAGIC = 'ARROW1';
-/** Bytes read from the end of a file in the first request: most footers fit. */
-const TAIL_BYTES = 64 * 1024;
+/**
+ * A first read from the end that fits a typical footer (a few hundred bytes per column and 24
+ * per batch) and stays a small share of the file: about 1/256 of it, between 2 KiB and
+ * 16 KiB. A larger footer costs one more request. `FOOTER_READ_DEFAULTS.tailBytes` is the
+ * fixed 64 KiB for callers that care only about requests.
+ *
+ * @example
+ * await readFragmentFooter(store, key, size, { tailBytes: footerTailBytes(size) }); // lib/fragments/footer.ts
+ */
+export function footerTailBytes(size: number): number {
+  return Math.min(16 * 1024, Math.max(2 * 1024, Math.floor(size / 256)));
+}
+
 /** Batches whose metadata and column bytes are fetched at once. */
 const CONCURRENCY = 8;
 /** A file this small is fetched in one request (request count matters more than bytes on S3). */
@@ -207,7 +218,8 @@ export class ArrowFileColumns {
 
     if (size < 22) return undefined;
     if (size <= WHOLE_FILE_BYTES) whole = await read(0, size);
-    const tailStart = Math.max(0, size - TAIL_BYTES);
+    // Sized to the file: registration read the same footer, so this is the second time.
+    const tailStart = Math.max(0, size - footerTailBytes(size));
     let tail = await read(tailStart, size);
     const range = footerRange(tail, size);
     if (!range) return undefined;

@@ -91,6 +91,36 @@ export function decodeParquet(where: string, bytes: Uint8Array, batchRows = PARQ
   }
 }
 
+/**
+ * The Arrow schema `decodeParquet` gives a file, from its footer alone. arrow-rs itself
+ * (parquet-wasm's `readSchema`) converts the Parquet schema, applying the file's `ARROW:schema`
+ * hint only where arrow-rs accepts it, so the types agree with a whole read by construction
+ * rather than by a second copy of arrow-rs's mapping rules. arrow-rs reads only the end of
+ * what it is given (the footer length and the footer), so the footer with its 8-byte trailer
+ * is enough.
+ *
+ * @param where - how to name the file in errors
+ * @param footer - the file's last bytes: at least the footer, its length and `PAR1`
+ * @throws FragmentReadError naming `where` when arrow-rs refuses the footer
+ */
+export function parquetFooterSchema(where: string, footer: Uint8Array): arrow.Schema {
+  const fail = (why: string, cause?: unknown) => new FragmentReadError(`corrupt or truncated fragment ${where}: ${why}`, { cause });
+  let ipc: Uint8Array;
+  try {
+    ipc = loadParquetWasm().readSchema(footer).intoIPCStream();
+  } catch (err) {
+    throw fail(wasmReason(err), err);
+  }
+  try {
+    const reader = arrow.RecordBatchReader.from(ipc);
+    reader.open();
+    if (!reader.schema) throw new Error('no schema');
+    return reader.schema;
+  } catch (err) {
+    throw fail(`cannot read parquet-wasm's Arrow schema: ${oneLine(String((err as Error)?.message ?? err))}`, err);
+  }
+}
+
 /** parquet-wasm's reason as one short line; a Rust panic surfaces as a bare wasm trap. */
 function wasmReason(err: unknown): string {
   // WebAssembly.RuntimeError, which @types/node does not declare as a value.

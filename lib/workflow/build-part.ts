@@ -7,14 +7,16 @@
  * replaces. When the plan allows it (skipBadFragments), a fragment whose content turns out bad
  * is left out of every part and listed in the records, for the commit to record as failed.
  */
+import { createHash } from 'node:crypto';
 import { openDataset } from '../dataset.js';
 import { AlreadyExistsError, ColumnTypeError, FragmentChangedError, FragmentReadError, IndexFileError, MissingColumnError, ValueTooLargeError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
 import { loadArrowFileColumns } from '../fragments/arrow-columns.js';
-import { columnIndex, loadFragment } from '../fragments/reader.js';
+import { fingerprintOf } from '../fragments/footer.js';
+import { columnIndex, decodeFragment, type LoadedFragment } from '../fragments/reader.js';
 import { META, type Trainer, type WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
-import { listAll } from '../store/store.js';
+import { listAll, type ObjectStore } from '../store/store.js';
 import { readPlan } from './plan.js';
 import { encodePartRecord, readPartRecord } from './part-record.js';
 import { BuildPartInputSchema, partDir, partRecordKey, type BuildPartInput, type BuildPartOutput, type PartRecord, type PlannedFragment, type PlannedIndex } from './types.js';
@@ -50,7 +52,7 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
   const load = async (planned: PlannedFragment, users: Job[]) =>
     (planned.fingerprint.startsWith('arrowfile:')
       ? await loadArrowFileColumns(store, planned.path, planned.size, users.map((j) => j.index.column))
-      : undefined) ?? (await loadFragment(store, planned.path));
+      : undefined) ?? (await loadWhole(store, planned));
   const todo = [...group.fragments]
     .sort((a, b) => a.id - b.id)
     .map((planned) => ({ planned, users: jobs.filter((j) => j.wanted.has(planned.id)) }))
@@ -78,8 +80,13 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
     ahead = start(k + 1);
     try {
       const fragment = await reading;
-      if (fragment.fingerprint !== planned.fingerprint || fragment.rows !== planned.rows) {
+      if (fragment.fingerprint !== planned.fingerprint) {
         throw new FragmentChangedError(`fragment ${where} (id ${planned.id}) changed after it was registered; fragments are immutable`);
+      }
+      // Same footer, other rows: registration counted the batch headers (or row groups),
+      // the data decodes to something else. The file is bad, not changed.
+      if (fragment.rows !== planned.rows) {
+        throw new FragmentReadError(`corrupt fragment ${where} (id ${planned.id}): its data decodes to ${fragment.rows} rows, its footer and headers say ${planned.rows}`);
       }
       // Check every index's column before feeding any: a bad fragment is left out of all of them.
       const columns = users.map((job) => {
@@ -116,7 +123,10 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
         job.trained.push(planned.id);
       });
     } catch (err) {
-      const bad = err instanceof FragmentReadError || err instanceof MissingColumnError || err instanceof ColumnTypeError;
+      // A changed file counts too: registration recorded a footer the bytes no longer match,
+      // and nothing was indexed from it, so it fails like a file that cannot be read (the next
+      // build registers the new file under a new id, as for any failed fragment).
+      const bad = err instanceof FragmentReadError || err instanceof FragmentChangedError || err instanceof MissingColumnError || err instanceof ColumnTypeError;
       if (!(plan.skipBadFragments && bad)) throw err;
       failed.push({ id: planned.id, path: planned.path, reason: (err as Error).message });
     }
@@ -150,4 +160,30 @@ export async function buildPart(rawInput: BuildPartInput, tuning?: WriterTuning)
     }
   }
   return { groupId: group.groupId, rows, parts };
+}
+
+/**
+ * A whole fragment, with its fingerprint computed the way its registration computed it: from
+ * the footer and headers (`fingerprintOf`) for fragments registered by footer, from all the
+ * bytes (`sha256:`) for fragments registered whole by an earlier version.
+ *
+ * @throws FragmentChangedError when the bytes are not the registered file's (checked before
+ *   decoding, so a replaced file is reported as changed, not as corrupt)
+ * @throws FragmentReadError when the file cannot be read or decoded
+ */
+async function loadWhole(store: ObjectStore, planned: PlannedFragment): Promise<LoadedFragment> {
+  const where = store.describe(planned.path);
+  let bytes: Uint8Array;
+  try {
+    bytes = await store.read(planned.path);
+  } catch (err) {
+    throw new FragmentReadError(`cannot read fragment ${where}: ${(err as Error).message}`, { cause: err });
+  }
+  const fingerprint = planned.fingerprint.startsWith('sha256:')
+    ? `sha256:${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}`
+    : fingerprintOf(planned.path, bytes);
+  if (bytes.byteLength !== planned.size || fingerprint !== planned.fingerprint) {
+    throw new FragmentChangedError(`fragment ${where} (id ${planned.id}) changed after it was registered; fragments are immutable`);
+  }
+  return { ...decodeFragment(planned.path, where, bytes), fingerprint };
 }

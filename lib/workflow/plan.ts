@@ -1,6 +1,8 @@
 /**
  * Step 1 of a build: register new fragments (a manifest commit, so their ids are fixed before
- * any row address is written), decide which fragments each index still needs, and pack those
+ * any row address is written) from their footers alone: row counts, schema (an indexed column
+ * missing or of another type fails here) and fingerprint, never the column data, which
+ * build-part reads and checks anyway, decide which fragments each index still needs, and pack those
  * fragments into groups of about `groupRows` rows, one worker each.
  */
 import { randomBytes } from 'node:crypto';
@@ -9,7 +11,8 @@ import { openDataset } from '../dataset.js';
 import { ColumnTypeError, FragmentChangedError, FragmentReadError, IndexFileError, IndexParamsError, InvalidPathError, MissingColumnError, ScalarIndexError, UsageError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
 import { verifyContentChecksum, withContentChecksum } from '../format/json-checksum.js';
-import { columnIndex, FRAGMENT_EXTENSIONS, loadFragment, type LoadedFragment } from '../fragments/reader.js';
+import { footerTailBytes, readFragmentFooter, type FragmentFooter } from '../fragments/footer.js';
+import { columnIndex, FRAGMENT_EXTENSIONS } from '../fragments/reader.js';
 import { indexKind } from '../indexes/registry.js';
 import { discover, listFragmentFiles } from '../manifest/discover.js';
 import { allFragments, commitManifest, coverageOf, liveRanges, loadLatestManifest, type Manifest } from '../manifest/manifest.js';
@@ -19,10 +22,12 @@ import { itemsKey, planKey, PlanInputSchema, type Plan, type PlanGroup, type Pla
 
 /** About 4M rows: a group's codes, offsets and serialized bitmaps stay well under 2 GB. */
 export const DEFAULT_GROUP_ROWS = 4 * 1024 * 1024;
-/** New fragments read at once while registering them. */
-const PLAN_READ_CONCURRENCY = 4;
-/** Bytes of new fragments held at once while registering (one larger file is still read alone). */
-export const PLAN_READ_BYTES = 48 * 1024 * 1024;
+/**
+ * New fragments registered at once. Each holds at most a few of its footer's reads in flight
+ * (and a few hundred KiB: its footer and headers, or a small file whole), so this bounds
+ * requests in flight rather than memory.
+ */
+export const PLAN_READ_CONCURRENCY = 16;
 /** Smallest group the automatic split makes: below this a worker costs more than it saves. */
 const MIN_AUTO_GROUP_ROWS = 256 * 1024;
 
@@ -66,34 +71,27 @@ export async function plan(rawInput: PlanInput, progress: Progress = () => {}): 
     replaced.push({ id: entry.id, path: entry.path, reason: what });
   }
   const fresh = [...found.unregistered, ...found.changed.map((c) => c.now)].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  // Read new fragments a few at a time: on S3 the reads overlap; the map keeps path order,
-  // which is the order ids are assigned in.
+  // Register new fragments from their footers and headers (a few ranged reads each, never a
+  // body): many at once, since each costs a round trip or three and a few KiB. What the
+  // columns hold is checked by build-part, which reads the indexed ones anyway. The array
+  // keeps path order, which is the order ids are assigned in.
   const metas: RegisteringFragment[] = new Array(fresh.length);
   let next = 0;
   let done = 0;
-  // Concurrency is for overlapping remote reads; the byte budget keeps a few large local
-  // files from all being held (and checked) at once.
-  let held = 0;
-  const waiting: (() => void)[] = [];
   const reader = async () => {
     while (next < fresh.length) {
       const i = next++;
       const { key, size, etag } = fresh[i]!;
-      while (held > 0 && held + size > PLAN_READ_BYTES) await new Promise<void>((wake) => waiting.push(wake));
-      held += size;
       try {
         // A key the store refuses (a backslash, a control character, an empty segment):
         // with skipBadFragments it is recorded as failed like any unreadable file, so it
         // cannot block every later build.
         checkKey(key);
-        const { batches: _batches, ...meta } = await loadFragment(store, key);
+        const { reads: _reads, bytesRead: _bytes, ...meta } = await registerByFooter(store, key, size);
         metas[i] = { ...meta, etag };
       } catch (err) {
         if (!(input.skipBadFragments && (err instanceof FragmentReadError || err instanceof InvalidPathError))) throw err;
         metas[i] = failedFragment(key, size, etag, (err as Error).message);
-      } finally {
-        held -= size;
-        for (const wake of waiting.splice(0)) wake();
       }
       progress({ step: 'register', done: ++done, total: fresh.length, detail: key });
     }
@@ -277,7 +275,25 @@ function checkRequestsAgainst(manifest: Manifest, requested: NormalizedRequest[]
 }
 
 /** What registration needs of a new fragment: its metadata and store tag, or why it cannot be indexed. */
-type RegisteringFragment = Omit<LoadedFragment, 'batches'> & { etag?: string; failed?: string };
+type RegisteringFragment = Omit<FragmentFooter, 'reads' | 'bytesRead'> & { etag?: string; failed?: string };
+
+/** Requests in flight for one fragment's footer and headers (times PLAN_READ_CONCURRENCY fragments). */
+const FOOTER_READS_PER_FRAGMENT = 4;
+
+/**
+ * A fragment's rows, schema and fingerprint from its footer and headers. A read the store
+ * fails (the file deleted since it was listed, access denied) makes the fragment unreadable,
+ * as a whole-file read did: with skipBadFragments it is recorded as failed, not retried by
+ * every later build.
+ */
+async function registerByFooter(store: ObjectStore, key: string, size: number): Promise<FragmentFooter> {
+  try {
+    return await readFragmentFooter(store, key, size, { concurrency: FOOTER_READS_PER_FRAGMENT, tailBytes: footerTailBytes(size) });
+  } catch (err) {
+    if (err instanceof FragmentReadError) throw err;
+    throw new FragmentReadError(`cannot read fragment ${store.describe(key)}: ${(err as Error).message}`, { cause: err });
+  }
+}
 
 function failedFragment(key: string, size: number, etag: string | undefined, reason: string): RegisteringFragment {
   // Never read in full, so no content fingerprint: the size and tag are what later builds compare.

@@ -1,14 +1,15 @@
 /**
- * Registering new fragments reads them a few at a time, within a byte budget: many small
- * files overlap (up to 4 reads at once, for S3 latency), a handful of large local files do
- * not all sit in memory together. And how the plan sizes fragment groups.
+ * Registering new fragments reads their footers and headers only: many files overlap (up to
+ * PLAN_READ_CONCURRENCY at once, for S3 latency), a small file is read whole in one request,
+ * a large one by a few ranged reads that return a small share of it. And how the plan sizes
+ * fragment groups.
  */
 import { statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LocalStore } from '../../lib/store/local.js';
-import { plan, PLAN_READ_BYTES } from '../../lib/workflow/plan.js';
+import { plan, PLAN_READ_CONCURRENCY } from '../../lib/workflow/plan.js';
 import { tempDir } from '../support/tmp.js';
 
 function writeFragments(root: string, count: number, rows: number): number {
@@ -23,51 +24,57 @@ function writeFragments(root: string, count: number, rows: number): number {
   return size;
 }
 
-/** Largest total size of fragment reads in flight at once, and the most reads at once. */
-function watchReads(root: string): { bytes: number; reads: number } {
-  const peak = { bytes: 0, reads: 0 };
-  let bytes = 0;
-  let reads = 0;
+/** Reads of fragment files: how many, the bytes they returned per file, and the most in flight at once. */
+function watchReads(): { reads: number; peak: number; bytes: Map<string, number>; requests: Map<string, number> } {
+  const seen = { reads: 0, peak: 0, bytes: new Map<string, number>(), requests: new Map<string, number>() };
+  let inFlight = 0;
   const original = LocalStore.prototype.read;
   vi.spyOn(LocalStore.prototype, 'read').mockImplementation(async function (this: LocalStore, key, range) {
     if (!key.startsWith('data/')) return original.call(this, key, range);
-    const size = statSync(join(root, key)).size;
-    bytes += size;
-    reads++;
-    peak.bytes = Math.max(peak.bytes, bytes);
-    peak.reads = Math.max(peak.reads, reads);
+    seen.reads++;
+    inFlight++;
+    seen.peak = Math.max(seen.peak, inFlight);
     try {
-      return await original.call(this, key, range);
+      // Held a moment, so that reads issued together are seen together.
+      await new Promise((r) => setTimeout(r, 5));
+      const bytes = await original.call(this, key, range);
+      seen.bytes.set(key, (seen.bytes.get(key) ?? 0) + bytes.byteLength);
+      seen.requests.set(key, (seen.requests.get(key) ?? 0) + 1);
+      return bytes;
     } finally {
-      bytes -= size;
-      reads--;
+      inFlight--;
     }
   });
-  return peak;
+  return seen;
 }
 
 afterEach(() => vi.restoreAllMocks());
 
-describe('plan: reading new fragments', () => {
-  it('overlaps up to 4 reads of small files', async () => {
+describe('plan: registering new fragments by their footers', () => {
+  it(`overlaps up to ${PLAN_READ_CONCURRENCY} registrations, each small file read whole in one request`, async () => {
     const root = tempDir('ssi-plan-small-');
-    writeFragments(root, 8, 1000);
-    const peak = watchReads(root);
+    const size = writeFragments(root, 2 * PLAN_READ_CONCURRENCY, 1000);
+    const seen = watchReads();
     const out = await plan({ dataset: root });
-    expect(out.fragmentsAdded).toBe(8);
-    expect(peak.reads).toBe(4);
+    expect(out.fragmentsAdded).toBe(2 * PLAN_READ_CONCURRENCY);
+    expect(seen.peak).toBe(PLAN_READ_CONCURRENCY);
+    expect([...seen.requests.values()]).toEqual(new Array(2 * PLAN_READ_CONCURRENCY).fill(1));
+    expect([...seen.bytes.values()]).toEqual(new Array(2 * PLAN_READ_CONCURRENCY).fill(size));
   });
 
-  it(`holds at most ${PLAN_READ_BYTES / 2 ** 20} MiB of large fragments at once`, async () => {
+  it('reads at most 2% of a large fragment, in a few requests, and never the whole file', async () => {
     const root = tempDir('ssi-plan-large-');
-    // Each file is a little over a third of the budget: two fit, three do not.
-    const size = writeFragments(root, 5, Math.ceil(PLAN_READ_BYTES / 3 / 8) + 1000);
-    expect(3 * size).toBeGreaterThan(PLAN_READ_BYTES);
-    const peak = watchReads(root);
-    const out = await plan({ dataset: root });
-    expect(out.fragmentsAdded).toBe(5);
-    expect(peak.bytes).toBeLessThanOrEqual(PLAN_READ_BYTES);
-    expect(peak.reads).toBe(2);
+    // 1.5M float64 rows in one batch: 12 MiB each.
+    const size = writeFragments(root, 3, 1_500_000);
+    expect(size).toBeGreaterThan(8 * 2 ** 20);
+    const seen = watchReads();
+    const out = await plan({ dataset: root, indexes: [{ column: 'x', type: 'zonemap' }] });
+    expect(out.fragmentsAdded).toBe(3);
+    expect(seen.bytes.size).toBe(3);
+    for (const [key, bytes] of seen.bytes) {
+      expect(bytes / size, key).toBeLessThanOrEqual(0.02);
+      expect(seen.requests.get(key), key).toBeLessThanOrEqual(3);
+    }
   });
 });
 
