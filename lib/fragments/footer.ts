@@ -142,6 +142,15 @@ export function fingerprintOf(key: string, bytes: Uint8Array): string {
   }
 }
 
+/**
+ * A whole file's fingerprint, computed the way `registered` was: from the footer and headers
+ * (`fingerprintOf`) for fragments registered by footer, from all the bytes (`sha256:`) for
+ * fragments an earlier release registered by reading them whole.
+ */
+export function fingerprintAsRegistered(registered: string, key: string, bytes: Uint8Array): string {
+  return registered.startsWith('sha256:') ? `sha256:${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}` : fingerprintOf(key, bytes);
+}
+
 interface Parsed {
   fingerprint: string;
   schema: arrow.Schema;

@@ -20,7 +20,8 @@ import type * as arrow from 'apache-arrow';
 import { FragmentChangedError, FragmentReadError } from '../errors.js';
 import { ArrowFileColumns, isShortRead } from '../fragments/arrow-columns.js';
 import { openParquetRowGroups, type ParquetRowGroups } from '../fragments/parquet.js';
-import { loadFragment, type LoadedFragment } from '../fragments/reader.js';
+import { fingerprintAsRegistered } from '../fragments/footer.js';
+import { decodeFragment, type LoadedFragment } from '../fragments/reader.js';
 import type { ObjectStore } from '../store/store.js';
 import { selectColumns } from './columns.js';
 
@@ -134,8 +135,16 @@ export async function openFragment(store: ObjectStore, target: FragmentTarget, t
   };
 
   const whole = async (skipBefore = 0): Promise<OpenedFragment> => {
-    const f = await loadFragment(store, target.path);
-    if ((target.fingerprint !== undefined && f.fingerprint !== target.fingerprint) || (target.rows !== undefined && f.rows !== target.rows)) throw changed();
+    let bytes: Uint8Array;
+    try {
+      bytes = await store.read(target.path);
+    } catch (err) {
+      throw new FragmentReadError(`cannot read fragment ${where}: ${(err as Error).message}`, { cause: err });
+    }
+    // Compared before decoding, so a replaced file is reported as changed, not as corrupt.
+    if (target.fingerprint !== undefined && fingerprintAsRegistered(target.fingerprint, target.path, bytes) !== target.fingerprint) throw changed();
+    const f = decodeFragment(target.path, where, bytes);
+    if (target.rows !== undefined && f.rows !== target.rows) throw changed();
     return wholeFragment(f, target.ranges, skipBefore);
   };
 

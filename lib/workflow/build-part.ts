@@ -7,12 +7,11 @@
  * replaces. When the plan allows it (skipBadFragments), a fragment whose content turns out bad
  * is left out of every part and listed in the records, for the commit to record as failed.
  */
-import { createHash } from 'node:crypto';
 import { openDataset } from '../dataset.js';
 import { AlreadyExistsError, ColumnTypeError, FragmentChangedError, FragmentReadError, IndexFileError, MissingColumnError, ValueTooLargeError } from '../errors.js';
 import { describeColumnType } from '../format/column-type.js';
 import { loadArrowFileColumns } from '../fragments/arrow-columns.js';
-import { fingerprintOf } from '../fragments/footer.js';
+import { fingerprintAsRegistered } from '../fragments/footer.js';
 import { columnIndex, decodeFragment, type LoadedFragment } from '../fragments/reader.js';
 import { META, type Trainer, type WriterTuning } from '../indexes/kind.js';
 import { indexKind } from '../indexes/registry.js';
@@ -179,9 +178,7 @@ async function loadWhole(store: ObjectStore, planned: PlannedFragment): Promise<
   } catch (err) {
     throw new FragmentReadError(`cannot read fragment ${where}: ${(err as Error).message}`, { cause: err });
   }
-  const fingerprint = planned.fingerprint.startsWith('sha256:')
-    ? `sha256:${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}`
-    : fingerprintOf(planned.path, bytes);
+  const fingerprint = fingerprintAsRegistered(planned.fingerprint, planned.path, bytes);
   if (bytes.byteLength !== planned.size || fingerprint !== planned.fingerprint) {
     throw new FragmentChangedError(`fragment ${where} (id ${planned.id}) changed after it was registered; fragments are immutable`);
   }
