@@ -128,7 +128,7 @@ export class ScalarIndexStack extends Stack {
     const plan = scalarIndexFunction(this, 'Plan', {
       entry: 'plan',
       description: 'scalar-index Plan: register new fragments, write the group list for the Distributed Map',
-      memorySize: 1769, // one full vCPU: plan reads and decodes every new fragment (four at a time) to count and fingerprint it
+      memorySize: 1769, // one full vCPU: plan parses the footers and batch headers of new fragments, 16 at a time
       timeout: Duration.minutes(10),
       nodeModules: FUNCTION_NODE_MODULES.plan,
       environment: {
