@@ -6,8 +6,8 @@
 import os from 'node:os';
 import { openDataset } from '../dataset.js';
 import type { WriterTuning } from '../indexes/kind.js';
-import { coverageOf, loadLatestManifest } from '../manifest/manifest.js';
-import { countOf } from '../manifest/ranges.js';
+import { loadLatestManifest } from '../manifest/manifest.js';
+import { indexSummary } from './commit.js';
 import { runLocalWorkflow, WORKER_MIN_WORK_ROWS, type LocalRunOptions } from './local-engine.js';
 import type { Progress } from './plan.js';
 import type { IndexRequest } from './types.js';
@@ -92,16 +92,7 @@ export async function build(options: BuildOptions): Promise<BuildSummary> {
     fragmentsReplaced: result.plan.fragmentsReplaced,
     fragmentsFailedLater: result.kind === 'committed' ? result.commit.fragmentsFailedLater : [],
     changed: hasWork || result.plan.fragmentsAdded > 0 || result.plan.fragmentsRemoved.length > 0,
-    indexes: manifest.indexes
-      .filter((e) => !wanted || wanted.has(e.name))
-      .map((e) => ({
-        name: e.name,
-        column: e.column,
-        type: e.type,
-        fragmentsCovered: countOf(coverageOf(e)),
-        segments: e.segments.length,
-        bytes: e.segments.reduce((n, s) => n + s.bytes, 0),
-      })),
+    indexes: manifest.indexes.filter((e) => !wanted || wanted.has(e.name)).map(indexSummary),
     compaction: {
       committed: compacted.reduce((n, c) => n + c.committed, 0),
       gaveUp: compacted.reduce((n, c) => n + c.gaveUp, 0),

@@ -10,7 +10,7 @@
  */
 import { openDataset } from '../dataset.js';
 import { IndexParamsError } from '../errors.js';
-import { commitManifest, coverageOf, liveRanges, newSegmentId, type Manifest } from '../manifest/manifest.js';
+import { commitManifest, coverageOf, liveRanges, newSegmentId, type IndexEntry, type Manifest } from '../manifest/manifest.js';
 import { countOf, intersect, rangesOf, subtract } from '../manifest/ranges.js';
 import { listAll, type ObjectStore } from '../store/store.js';
 import { compactionTasks } from './compaction-policy.js';
@@ -86,17 +86,13 @@ async function summarize(manifest: Manifest, committed: boolean, fragmentsAdded:
     version: manifest.version,
     committed,
     fragmentsAdded,
-    indexes: manifest.indexes
-      .filter((e) => touched.has(e.name))
-      .map((e) => ({
-        name: e.name,
-        column: e.column,
-        type: e.type,
-        fragmentsCovered: countOf(coverageOf(e)),
-        segments: e.segments.length,
-        bytes: e.segments.reduce((n, s) => n + s.bytes, 0),
-      })),
+    indexes: manifest.indexes.filter((e) => touched.has(e.name)).map(indexSummary),
     fragmentsFailedLater: merged.failed.slice(0, 20).map((f) => ({ ...f, reason: f.reason.slice(0, 300) })),
     compaction: { needed: tasks.length > 0, tasks },
   };
+}
+
+/** What a build reports of one index: what it covers, in how many segments, how many bytes. */
+export function indexSummary(e: IndexEntry): { name: string; column: string; type: string; fragmentsCovered: number; segments: number; bytes: number } {
+  return { name: e.name, column: e.column, type: e.type, fragmentsCovered: countOf(coverageOf(e)), segments: e.segments.length, bytes: e.segments.reduce((n, s) => n + s.bytes, 0) };
 }
